@@ -1,0 +1,36 @@
+"""Errors raised for bad input. Each names the file and, where known, the line and field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class InputProblem:
+    """A machine-readable description of what is wrong with an input file."""
+
+    file: str
+    problem: str
+    line: int | None = None
+    field: str | None = None
+    code: str = "invalid_input"
+
+    def as_dict(self) -> dict:
+        return {"file": self.file, "line": self.line, "field": self.field, "code": self.code, "problem": self.problem}
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f", line {self.line}"
+        if self.field:
+            where += f", field {self.field}"
+        return f"{where}: {self.problem}"
+
+
+class VcfFormatError(ValueError):
+    """A VCF that cannot be converted without losing or inventing data."""
+
+    def __init__(self, file: str, problem: str, *, line: int | None = None, field: str | None = None,
+                 code: str = "invalid_vcf"):
+        self.detail = InputProblem(file=file, problem=problem, line=line, field=field, code=code)
+        super().__init__(str(self.detail))

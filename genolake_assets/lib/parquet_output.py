@@ -1,0 +1,115 @@
+"""Per-sample Parquet writers: buffered row groups, sort-order tracking, a re-sort fallback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+PART_NAME = "part-00000.parquet"
+ROW_GROUP_ROWS = 131_072
+# Delta encoding beats dictionaries for sorted integer positions.
+DELTA_COLUMNS = ("pos", "end")
+ZSTD_LEVEL = 6
+
+
+def partition_dir(root: Path, table: str, sample_id: str) -> Path:
+    return root / table / f"sample_id={sample_id}"
+
+
+class SortedParquetWriter:
+    """Writes one table's rows for one sample; remembers whether rows arrived sorted."""
+
+    def __init__(self, path: Path, schema: pa.Schema, contig_rank: dict[str, int]):
+        self.path = path
+        self.schema = schema
+        self.contig_rank = contig_rank
+        self.rows = 0
+        self.sorted = True
+        self._last: int | None = None
+        self._buffer: list[pa.Table] = []
+        self._buffered = 0
+        self._writer: pq.ParquetWriter | None = None
+
+    def _open(self) -> pq.ParquetWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        dictionary_columns = [f.name for f in self.schema if f.name not in DELTA_COLUMNS]
+        return pq.ParquetWriter(
+            self.path, self.schema, compression="zstd", compression_level=ZSTD_LEVEL,
+            use_dictionary=dictionary_columns,
+            column_encoding={name: "DELTA_BINARY_PACKED" for name in DELTA_COLUMNS},
+            write_statistics=True, write_page_index=True,
+        )
+
+    def _in_order(self, table: pa.Table) -> pa.Table:
+        """Sort a batch in place if needed; note when batches themselves arrive out of order."""
+        if table.num_rows == 0:
+            return table
+        contigs = pc.unique(table["contig"])
+        ranks = np.array([self.contig_rank.get(c, len(self.contig_rank)) for c in contigs.to_pylist()], np.int64)
+        key_rank = ranks[pc.index_in(table["contig"], contigs).to_numpy()]
+        composite = key_rank * (1 << 32) + table["pos"].to_numpy().astype(np.int64)
+        if np.any(composite[1:] < composite[:-1]):
+            order = np.argsort(composite, kind="stable")
+            table, composite = table.take(pa.array(order)), composite[order]
+        if self._last is not None and composite[0] < self._last:
+            self.sorted = False
+        self._last = max(int(composite[-1]), self._last or 0)
+        return table
+
+    def append(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        table = self._in_order(table)
+        self._buffer.append(table)
+        self._buffered += table.num_rows
+        self.rows += table.num_rows
+        if self._buffered >= ROW_GROUP_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        if self._writer is None:
+            self._writer = self._open()
+        self._writer.write_table(pa.concat_tables(self._buffer), row_group_size=ROW_GROUP_ROWS)
+        self._buffer, self._buffered = [], 0
+
+    @property
+    def buffered_bytes(self) -> int:
+        return sum(t.nbytes for t in self._buffer)
+
+    def close(self) -> None:
+        self.flush()
+        if self._writer is None:
+            self._writer = self._open()  # an empty partition still gets a file with the schema
+        self._writer.close()
+        if not self.sorted:
+            resort_parquet(self.path, self.contig_rank)
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self.path.unlink(missing_ok=True)
+
+
+def resort_parquet(path: Path, contig_rank: dict[str, int]) -> None:
+    """Sort an unsorted file by (header contig order, pos) with DuckDB, which spills to disk."""
+    import duckdb
+
+    unsorted = path.with_name(".unsorted-" + path.name)
+    path.rename(unsorted)
+    with duckdb.connect() as con:
+        con.execute("SET preserve_insertion_order = false")
+        con.execute("CREATE TEMP TABLE contig_rank(contig VARCHAR, rank INTEGER)")
+        con.executemany("INSERT INTO contig_rank VALUES (?, ?)", list(contig_rank.items()))
+        con.execute(
+            "COPY (SELECT t.* FROM read_parquet(?) t LEFT JOIN contig_rank r USING (contig) "
+            "ORDER BY coalesce(r.rank, 2147483647), t.contig, t.pos) TO '" + str(path).replace("'", "''")
+            + "' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE " + str(ROW_GROUP_ROWS) + ")",
+            [str(unsorted)],
+        )
+    unsorted.unlink()

@@ -1,0 +1,212 @@
+"""Decode one batch of VCF body lines into typed, record-level columns.
+
+INFO is split into key/value pairs once per batch; each declared key becomes a typed column by
+grouping the pairs on their dictionary code. FORMAT keys are located through the handful of
+distinct FORMAT strings a file has, so sample values are picked out by offset arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from genolake_assets.lib.vcf_fields import (
+    ValueTypeError,
+    list_offsets,
+    list_parents,
+    list_values,
+    null_dots,
+    scatter,
+    typed_values,
+)
+from genolake_assets.lib.vcf_header import FieldDef, VcfHeader
+
+_INFO_PAIR = r"^(?P<key>[^=]*)(?:=(?P<value>.*))?$"
+_GT_SEPARATOR = r"[/|]"
+
+
+class BatchDecodeError(ValueError):
+    """A bad value in a batch; ``row`` is the record's index within the batch."""
+
+    def __init__(self, row: int, field: str, problem: str):
+        self.row, self.field, self.problem = row, field, problem
+        super().__init__(f"{field}: {problem}")
+
+
+@dataclass
+class SampleColumns:
+    gt: pa.ListArray | None  # list<int16>, null when the sample has no GT
+    gt_phased: pa.BooleanArray | None
+    fields: dict[str, pa.Array]  # FORMAT column name -> typed array (GT excluded)
+
+
+@dataclass
+class RecordBatch:
+    """Record-level columns of one batch (before multi-allelic splitting)."""
+
+    length: int
+    chrom: pa.Array
+    pos: pa.Array
+    rsid: pa.Array
+    ref: pa.Array
+    alt: pa.Array
+    qual: pa.Array
+    filters: pa.Array
+    info: dict[str, pa.Array]
+    info_undeclared: pa.Array
+    samples: dict[str, SampleColumns]
+
+
+def _typed(values: pa.Array, fdef: FieldDef) -> pa.Array:
+    try:
+        return typed_values(values, fdef)
+    except ValueTypeError as exc:
+        raise BatchDecodeError(exc.row, f"{fdef.section}/{fdef.id}",
+                               f"value {exc.value!r} is not a valid {exc.expected} as the header declares "
+                               f"(Number={fdef.number})") from None
+
+
+def _cast_core(values: pa.Array, target: pa.DataType, field: str) -> pa.Array:
+    try:
+        return pc.cast(values, target)
+    except pa.ArrowInvalid:
+        for row, value in enumerate(values.to_pylist()):
+            try:
+                pc.cast(pa.array([value]), target)
+            except pa.ArrowInvalid:
+                raise BatchDecodeError(row, field, f"value {value!r} is not a valid {target}") from None
+        raise
+
+
+def decode_info(info: pa.Array, header: VcfHeader, length: int) -> tuple[dict[str, pa.Array], pa.Array]:
+    pairs = pc.split_pattern(null_dots(info), ";")
+    parents = list_parents(pairs)
+    flat_pairs = list_values(pairs)
+    kv = pc.extract_regex(flat_pairs, _INFO_PAIR)
+    keys = pc.dictionary_encode(kv.field("key"))
+    values = kv.field("value")
+    # A Flag has no '='; its value is the empty string, which typed_values treats as present.
+    codes = keys.indices.to_numpy()
+    names = keys.dictionary.to_pylist()
+    columns: dict[str, pa.Array] = {}
+    undeclared_codes = []
+    for code, name in enumerate(names):
+        fdef = header.info.get(name)
+        if fdef is None:
+            if name:
+                undeclared_codes.append(code)
+            continue
+        where = np.flatnonzero(codes == code)
+        rows = parents[where]
+        if len(rows) > 1 and np.any(rows[1:] == rows[:-1]):
+            row = int(rows[1:][rows[1:] == rows[:-1]][0])
+            raise BatchDecodeError(row, f"INFO/{name}", f"key {name!r} appears twice in one record")
+        picked = values.take(pa.array(where))
+        if fdef.type == "Flag":
+            picked = pc.if_else(pc.is_valid(picked), pa.scalar("", pa.string()), picked)
+        columns[fdef.column] = _typed(scatter(picked, rows, length), fdef)
+    for fdef in header.info.values():
+        if fdef.column not in columns:
+            columns[fdef.column] = _typed(pa.nulls(length, pa.string()), fdef)
+    return columns, _undeclared(flat_pairs, parents, codes, undeclared_codes, length)
+
+
+def _undeclared(flat: pa.Array, parents: np.ndarray, codes: np.ndarray, wanted: list[int], length: int) -> pa.Array:
+    """Keys missing from the header are kept verbatim ('K=V;K2=V2') so nothing is lost."""
+    if not wanted:
+        return pa.nulls(length, pa.string())
+    where = np.flatnonzero(np.isin(codes, wanted))
+    rows = parents[where]
+    counts = np.bincount(rows, minlength=length)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    lists = pa.ListArray.from_arrays(pa.array(offsets), flat.take(pa.array(where)))
+    joined = pc.binary_join(lists, ";")
+    return pc.if_else(pc.greater(pa.array(counts), 0), joined, pa.scalar(None, pa.string()))
+
+
+def decode_genotype(gt: pa.Array) -> tuple[pa.ListArray, pa.BooleanArray]:
+    gt = pc.if_else(pc.equal(gt, ""), pa.scalar(None, pa.string()), gt)
+    phased = pc.match_substring(gt, "|")
+    alleles = pc.split_pattern_regex(gt, _GT_SEPARATOR)
+    flat = null_dots(list_values(alleles))
+    try:
+        indices = pc.cast(flat, pa.int16())
+    except pa.ArrowInvalid:
+        parents = list_parents(alleles)
+        for index, value in enumerate(flat.to_pylist()):
+            if value is not None and not value.isdigit():
+                raise BatchDecodeError(int(parents[index]), "FORMAT/GT", f"genotype allele {value!r} is not an "
+                                       "allele index") from None
+        raise
+    offsets = pa.array(list_offsets(alleles), pa.int32())
+    return pa.ListArray.from_arrays(offsets, indices, mask=pc.is_null(alleles)), phased
+
+
+def decode_sample(fmt: pa.Array, sample: pa.Array, header: VcfHeader, length: int) -> SampleColumns:
+    """Pick each FORMAT key's value for one sample column."""
+    fmt_dict = pc.dictionary_encode(fmt)
+    fmt_codes = fmt_dict.indices.to_numpy(zero_copy_only=False)
+    values = pc.split_pattern(sample, ":")
+    value_offsets = list_offsets(values)
+    value_counts = np.diff(value_offsets)
+    flat_values = list_values(values)
+    positions: dict[str, list[tuple[np.ndarray, int]]] = {}
+    for code, fmt_string in enumerate(fmt_dict.dictionary.to_pylist()):
+        rows = np.flatnonzero(fmt_codes == code)
+        keys = [] if fmt_string in (None, ".", "") else fmt_string.split(":")
+        if len(set(keys)) != len(keys):
+            raise BatchDecodeError(int(rows[0]), "FORMAT", f"FORMAT {fmt_string!r} repeats a key")
+        too_many = value_counts[rows] > max(len(keys), 1)
+        if np.any(too_many):
+            raise BatchDecodeError(int(rows[too_many][0]), "FORMAT",
+                                   f"the sample has more values than the FORMAT keys {fmt_string!r}")
+        for position, key in enumerate(keys):
+            if key != "GT" and key not in header.format:
+                raise BatchDecodeError(int(rows[0]), f"FORMAT/{key}", f"FORMAT key {key!r} is not declared "
+                                       "in the header")
+            positions.setdefault(key, []).append((rows, position))
+    fields: dict[str, pa.Array] = {}
+    gt = phased = None
+    for key, placements in positions.items():
+        take = np.full(length, -1, dtype=np.int64)
+        for rows, position in placements:
+            present = value_counts[rows] > position
+            take[rows[present]] = value_offsets[rows[present]] + position
+        raw = flat_values.take(pa.array(take, mask=take < 0))
+        if key == "GT":
+            gt, phased = decode_genotype(raw)
+        else:
+            fdef = header.format[key]
+            fields[fdef.column] = _typed(raw, fdef)
+    for key, fdef in header.format.items():
+        if key != "GT" and fdef.column not in fields:
+            fields[fdef.column] = _typed(pa.nulls(length, pa.string()), fdef)
+    return SampleColumns(gt=gt, gt_phased=phased, fields=fields)
+
+
+def decode_batch(batch: pa.RecordBatch, header: VcfHeader, sample_names: list[str]) -> RecordBatch:
+    length = batch.num_rows
+    column = batch.column
+    filters = pc.split_pattern(null_dots(column("FILTER")), ";")
+    info, undeclared = decode_info(column("INFO"), header, length)
+    samples = {}
+    if sample_names:
+        fmt = column("FORMAT")
+        for name in sample_names:
+            samples[name] = decode_sample(fmt, column(name), header, length)
+    return RecordBatch(
+        length=length,
+        chrom=column("#CHROM"),
+        pos=_cast_core(column("POS"), pa.int32(), "POS"),
+        rsid=null_dots(column("ID")),
+        ref=column("REF"),
+        alt=column("ALT"),
+        qual=_cast_core(null_dots(column("QUAL")), pa.float64(), "QUAL"),
+        filters=filters,
+        info=info,
+        info_undeclared=undeclared,
+        samples=samples,
+    )

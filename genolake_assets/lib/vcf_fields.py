@@ -1,0 +1,115 @@
+"""Vectorised typing of VCF values (strings → Arrow arrays typed from the header).
+
+Everything here works on whole Arrow arrays; there is no per-record Python on the hot path.
+Errors are located (row index, offending value) only on the slow path after a cast fails.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from genolake_assets.lib.vcf_header import FieldDef
+
+ARROW_SCALAR = {"Integer": pa.int32(), "Float": pa.float64(), "String": pa.string(), "Character": pa.string()}
+_INT32_RANGE = (-(2**31), 2**31 - 1)
+
+
+class ValueTypeError(ValueError):
+    """A value that does not parse as its declared type; ``row`` indexes the batch."""
+
+    def __init__(self, row: int, value: str, expected: str):
+        self.row, self.value, self.expected = row, value, expected
+        super().__init__(f"value {value!r} is not a valid {expected}")
+
+
+def arrow_type(fdef: FieldDef) -> pa.DataType:
+    if fdef.type == "Flag":
+        return pa.bool_()
+    scalar = ARROW_SCALAR[fdef.type]
+    return pa.list_(scalar) if fdef.is_list else scalar
+
+
+def null_dots(values: pa.Array) -> pa.Array:
+    """'.' (and the empty string) mean missing in VCF."""
+    missing = pc.or_(pc.equal(values, "."), pc.equal(values, ""))
+    return pc.if_else(missing, pa.scalar(None, pa.string()), values)
+
+
+def _first_bad(values: pa.Array, expected: str) -> tuple[int, str]:
+    for index, value in enumerate(values.to_pylist()):
+        if value is None:
+            continue
+        try:
+            number = int(value) if expected == "Integer" else float(value)
+        except ValueError:
+            return index, value
+        if expected == "Integer" and not _INT32_RANGE[0] <= number <= _INT32_RANGE[1]:
+            return index, value
+    return -1, ""
+
+
+def cast_scalars(values: pa.Array, vcf_type: str) -> pa.Array:
+    """Cast a string array (nulls for missing) to the Arrow type of ``vcf_type``.
+
+    Raises ValueTypeError with the index of the first bad element.
+    """
+    target = ARROW_SCALAR[vcf_type]
+    if target == pa.string():
+        if vcf_type == "Character":
+            too_long = pc.greater(pc.utf8_length(values), 1)
+            if pc.any(too_long).as_py():
+                index = int(np.flatnonzero(too_long.to_numpy(zero_copy_only=False) == True)[0])  # noqa: E712
+                raise ValueTypeError(index, values[index].as_py(), "Character")
+        return values
+    try:
+        return pc.cast(values, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        index, value = _first_bad(values, vcf_type)
+        raise ValueTypeError(index, value, vcf_type) from None
+
+
+def typed_values(values: pa.Array, fdef: FieldDef) -> pa.Array:
+    """Per-record raw strings (null where the key is absent) → the column for ``fdef``.
+
+    For list fields a whole-value '.' is a missing list; '.' inside a list is a missing element.
+    Raises ValueTypeError whose row is the record's index.
+    """
+    if fdef.type == "Flag":
+        return pc.is_valid(values)
+    values = null_dots(values)
+    if not fdef.is_list:
+        return cast_scalars(values, fdef.type)
+    lists = pc.split_pattern(values, ",")
+    flat = null_dots(list_values(lists))
+    try:
+        typed = cast_scalars(flat, fdef.type)
+    except ValueTypeError as exc:
+        raise ValueTypeError(int(list_parents(lists)[exc.row]), exc.value, exc.expected) from None
+    offsets = pa.array(list_offsets(lists), pa.int32())
+    return pa.ListArray.from_arrays(offsets, typed, mask=pc.is_null(lists))
+
+
+def scatter(values: pa.Array, rows: np.ndarray, length: int) -> pa.Array:
+    """An array of ``length`` with values[i] at rows[i] and nulls elsewhere."""
+    take = np.full(length, -1, dtype=np.int64)
+    take[rows] = np.arange(len(rows), dtype=np.int64)
+    return values.take(pa.array(take, mask=take < 0))
+
+
+def list_offsets(lists: pa.ListArray) -> np.ndarray:
+    """Offsets of a ListArray as numpy, relative to :func:`list_values` (slice-safe)."""
+    offsets = lists.offsets.to_numpy()
+    return offsets - offsets[0]
+
+
+def list_values(lists: pa.ListArray) -> pa.Array:
+    """The child values that :func:`list_offsets` index, including any under null slots."""
+    offsets = lists.offsets.to_numpy()
+    return lists.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+
+
+def list_parents(lists: pa.ListArray) -> np.ndarray:
+    """The row of each element of :func:`list_values`."""
+    return np.repeat(np.arange(len(lists)), np.diff(list_offsets(lists)))

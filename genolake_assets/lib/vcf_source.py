@@ -1,0 +1,87 @@
+"""Opening a VCF file: plain text or gzip/BGZF, with integrity checks."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+
+from genolake_assets.lib.errors import VcfFormatError
+
+GZIP_MAGIC = b"\x1f\x8b"
+# The empty BGZF block htslib writes at the end of every bgzip file (SAM spec §4.1.2).
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+
+
+def is_gzip(path: str | Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == GZIP_MAGIC
+
+
+def is_bgzf(path: str | Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    return head[:4] == b"\x1f\x8b\x08\x04" and head[12:14] == b"BC"
+
+
+def check_compression(path: str | Path) -> str:
+    """Return 'bgzf', 'gzip' or 'plain'; raise for a truncated BGZF file or binary junk."""
+    path = str(path)
+    if os.path.getsize(path) == 0:
+        raise VcfFormatError(path, "the file is empty", code="empty_file")
+    if not is_gzip(path):
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+        if b"\x00" in head:
+            raise VcfFormatError(path, "binary content that is neither gzip nor text: not a VCF", line=1,
+                                 code="not_vcf")
+        return "plain"
+    if not is_bgzf(path):
+        return "gzip"
+    with open(path, "rb") as handle:
+        handle.seek(-len(BGZF_EOF), os.SEEK_END)
+        if handle.read() != BGZF_EOF:
+            raise VcfFormatError(path, "truncated BGZF file: the bgzip end-of-file marker is missing "
+                                 "(incomplete upload or copy?)", code="truncated_bgzip")
+    return "bgzf"
+
+
+def open_binary(path: str | Path) -> pa.NativeFile:
+    """A decompressing pyarrow input stream over the VCF's text."""
+    path = str(path)
+    compression = "gzip" if check_compression(path) != "plain" else None
+    return pa.input_stream(path, compression=compression, buffer_size=1 << 20)
+
+
+def open_text_lines(path: str | Path) -> Iterator[str]:
+    """Iterate decoded text lines (for the header; the body is read columnar)."""
+    path = str(path)
+    stream = open_binary(path)
+    try:
+        text = io.TextIOWrapper(_ArrowReader(stream), encoding="utf-8", errors="strict", newline="")
+        try:
+            yield from text
+        except UnicodeDecodeError as exc:
+            raise VcfFormatError(path, f"not UTF-8 text ({exc.reason}): not a VCF", code="not_vcf") from exc
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise VcfFormatError(path, f"cannot decompress: {exc}", code="corrupt_compression") from exc
+    finally:
+        stream.close()
+
+
+class _ArrowReader(io.RawIOBase):
+    """Adapts a pyarrow NativeFile to io.RawIOBase so TextIOWrapper can decode it."""
+
+    def __init__(self, stream: pa.NativeFile):
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
