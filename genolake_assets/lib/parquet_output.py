@@ -113,3 +113,56 @@ def resort_parquet(path: Path, contig_rank: dict[str, int]) -> None:
             [str(unsorted)],
         )
     unsorted.unlink()
+
+
+class WriterPool:
+    """Owns the writers of one conversion and feeds them from a background thread.
+
+    Parquet encoding and zstd release the GIL, so writing overlaps with decoding the next batch.
+    """
+
+    def __init__(self, writers: dict, max_buffered_bytes: int):
+        import queue
+        import threading
+
+        self.writers = writers
+        self._max_buffered = max_buffered_bytes
+        self._queue: queue.Queue = queue.Queue(maxsize=4)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="parquet-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is not None:
+                continue
+            try:
+                for key, table in item:
+                    self.writers[key].append(table)
+                if sum(w.buffered_bytes for w in self.writers.values()) > self._max_buffered:
+                    for writer in self.writers.values():
+                        writer.flush()
+            except BaseException as exc:  # re-raised in the submitting thread
+                self._error = exc
+
+    def submit(self, tables: list[tuple[object, pa.Table]]) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(tables)
+
+    def _drain(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def close(self) -> None:
+        self._drain()
+        if self._error is not None:
+            raise self._error
+        for writer in self.writers.values():
+            writer.close()
+
+    def abort(self) -> None:
+        if self._thread.is_alive():
+            self._drain()
+        for writer in self.writers.values():
+            writer.abort()

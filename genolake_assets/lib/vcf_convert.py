@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from genolake_assets.lib.errors import VcfFormatError
 from genolake_assets.lib.identifiers import sample_id_for
-from genolake_assets.lib.parquet_output import PART_NAME, SortedParquetWriter, partition_dir
+from genolake_assets.lib.parquet_output import PART_NAME, SortedParquetWriter, WriterPool, partition_dir
 from genolake_assets.lib.variant_schema import REFERENCE_BLOCKS, TABLES, VARIANTS, schemas
 from genolake_assets.lib.vcf_decode import BatchDecodeError, decode_batch
 from genolake_assets.lib.vcf_header import VcfHeader, read_header
@@ -172,17 +172,19 @@ def write_sample_tables(vcf_path: str | Path, out_dir: Path, samples: list[str] 
                for name in targets for table in TABLES}
     counts = {name: RowCounts() for name in targets}
     records_read = 0
+    pool = WriterPool(writers, MAX_BUFFERED_BYTES)
     try:
         for batch in _batches(header, sample_names):
             try:
                 records = decode_batch(batch, header, sample_names)
                 layout = AlleleLayout.of(records)
+                produced = []
                 for name in targets:
                     tables, batch_counts = sample_tables(records, name, ids[name], multi_sample, header, layout,
                                                          table_schemas)
                     counts[name].add(batch_counts)
-                    for table_name, table in tables.items():
-                        writers[(name, table_name)].append(table)
+                    produced += [((name, table_name), table) for table_name, table in tables.items()]
+                pool.submit(produced)
             except BatchDecodeError as exc:
                 line = header.header_lines + records_read + exc.row + 1
                 raise VcfFormatError(header.path, exc.problem, line=line, field=exc.field,
@@ -190,14 +192,9 @@ def write_sample_tables(vcf_path: str | Path, out_dir: Path, samples: list[str] 
             records_read += batch.num_rows
             if progress is not None:
                 progress(records_read, batch.nbytes)
-            if sum(w.buffered_bytes for w in writers.values()) > MAX_BUFFERED_BYTES:
-                for writer in writers.values():
-                    writer.flush()
-        for writer in writers.values():
-            writer.close()
+        pool.close()
     except BaseException:
-        for writer in writers.values():
-            writer.abort()
+        pool.abort()
         raise
     reports = {}
     for name in targets:

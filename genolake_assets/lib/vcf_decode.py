@@ -19,7 +19,7 @@ from genolake_assets.lib.vcf_fields import (
     list_parents,
     list_values,
     null_dots,
-    scatter,
+    typed_at,
     typed_values,
 )
 from genolake_assets.lib.vcf_header import FieldDef, VcfHeader
@@ -60,10 +60,15 @@ class RecordBatch:
     samples: dict[str, SampleColumns]
 
 
-def _typed(values: pa.Array, fdef: FieldDef) -> pa.Array:
+def _typed(values: pa.Array, fdef: FieldDef, rows: np.ndarray | None = None, length: int = 0) -> pa.Array:
+    """Typed column for ``fdef``; with ``rows``, ``values`` are compact and spread to ``length``."""
     try:
-        return typed_values(values, fdef)
+        if rows is None:
+            return typed_values(values, fdef)
+        return typed_at(values, rows, length, fdef)
     except ValueTypeError as exc:
+        if rows is not None:
+            exc.row = int(rows[exc.row])
         raise BatchDecodeError(exc.row, f"{fdef.section}/{fdef.id}",
                                f"value {exc.value!r} is not a valid {exc.expected} as the header declares "
                                f"(Number={fdef.number})") from None
@@ -85,10 +90,14 @@ def decode_info(info: pa.Array, header: VcfHeader, length: int) -> tuple[dict[st
     pairs = pc.split_pattern(null_dots(info), ";")
     parents = list_parents(pairs)
     flat_pairs = list_values(pairs)
-    kv = pc.extract_regex(flat_pairs, _INFO_PAIR)
-    keys = pc.dictionary_encode(kv.field("key"))
-    values = kv.field("value")
-    # A Flag has no '='; its value is the empty string, which typed_values treats as present.
+    key_value = pc.split_pattern(flat_pairs, "=", max_splits=1)
+    kv_offsets = list_offsets(key_value)
+    kv_values = list_values(key_value)
+    has_value = np.diff(kv_offsets) > 1
+    keys = pc.dictionary_encode(kv_values.take(pa.array(kv_offsets[:-1])))
+    value_slots = np.where(has_value, kv_offsets[:-1] + 1, -1)
+    values = kv_values.take(pa.array(value_slots, mask=~has_value))
+    # A Flag has no '=': its value is null here, so present flags get a placeholder below.
     codes = keys.indices.to_numpy()
     names = keys.dictionary.to_pylist()
     columns: dict[str, pa.Array] = {}
@@ -106,11 +115,11 @@ def decode_info(info: pa.Array, header: VcfHeader, length: int) -> tuple[dict[st
             raise BatchDecodeError(row, f"INFO/{name}", f"key {name!r} appears twice in one record")
         picked = values.take(pa.array(where))
         if fdef.type == "Flag":
-            picked = pc.if_else(pc.is_valid(picked), pa.scalar("", pa.string()), picked)
-        columns[fdef.column] = _typed(scatter(picked, rows, length), fdef)
+            picked = pa.array(np.zeros(len(where), dtype=np.int8)).cast(pa.string())
+        columns[fdef.column] = _typed(picked, fdef, rows, length)
     for fdef in header.info.values():
         if fdef.column not in columns:
-            columns[fdef.column] = _typed(pa.nulls(length, pa.string()), fdef)
+            columns[fdef.column] = _typed(pa.array([], pa.string()), fdef, np.array([], np.int64), length)
     return columns, _undeclared(flat_pairs, parents, codes, undeclared_codes, length)
 
 
@@ -128,6 +137,18 @@ def _undeclared(flat: pa.Array, parents: np.ndarray, codes: np.ndarray, wanted: 
 
 
 def decode_genotype(gt: pa.Array) -> tuple[pa.ListArray, pa.BooleanArray]:
+    """GT strings → allele-index lists; parsed once per distinct GT string (there are few)."""
+    encoded = pc.dictionary_encode(gt)
+    try:
+        alleles, phased = _parse_genotypes(encoded.dictionary)
+    except _GenotypeError as exc:
+        bad = encoded.dictionary[exc.dictionary_row]
+        row = int(np.flatnonzero(pc.equal(gt, bad).to_numpy(zero_copy_only=False))[0])
+        raise BatchDecodeError(row, "FORMAT/GT", f"genotype allele {exc.value!r} is not an allele index") from None
+    return alleles.take(encoded.indices), phased.take(encoded.indices)
+
+
+def _parse_genotypes(gt: pa.Array) -> tuple[pa.ListArray, pa.BooleanArray]:
     gt = pc.if_else(pc.equal(gt, ""), pa.scalar(None, pa.string()), gt)
     phased = pc.match_substring(gt, "|")
     alleles = pc.split_pattern_regex(gt, _GT_SEPARATOR)
@@ -138,11 +159,16 @@ def decode_genotype(gt: pa.Array) -> tuple[pa.ListArray, pa.BooleanArray]:
         parents = list_parents(alleles)
         for index, value in enumerate(flat.to_pylist()):
             if value is not None and not value.isdigit():
-                raise BatchDecodeError(int(parents[index]), "FORMAT/GT", f"genotype allele {value!r} is not an "
-                                       "allele index") from None
+                raise _GenotypeError(int(parents[index]), value) from None
         raise
     offsets = pa.array(list_offsets(alleles), pa.int32())
     return pa.ListArray.from_arrays(offsets, indices, mask=pc.is_null(alleles)), phased
+
+
+class _GenotypeError(ValueError):
+    def __init__(self, dictionary_row: int, value: str):
+        self.dictionary_row, self.value = dictionary_row, value
+        super().__init__(value)
 
 
 def decode_sample(fmt: pa.Array, sample: pa.Array, header: VcfHeader, length: int) -> SampleColumns:
@@ -175,15 +201,16 @@ def decode_sample(fmt: pa.Array, sample: pa.Array, header: VcfHeader, length: in
         for rows, position in placements:
             present = value_counts[rows] > position
             take[rows[present]] = value_offsets[rows[present]] + position
-        raw = flat_values.take(pa.array(take, mask=take < 0))
         if key == "GT":
-            gt, phased = decode_genotype(raw)
-        else:
-            fdef = header.format[key]
-            fields[fdef.column] = _typed(raw, fdef)
+            gt, phased = decode_genotype(flat_values.take(pa.array(take, mask=take < 0)))
+            continue
+        rows = np.flatnonzero(take >= 0)
+        compact = flat_values.take(pa.array(take[rows])) if len(rows) < length else flat_values.take(pa.array(take))
+        fdef = header.format[key]
+        fields[fdef.column] = _typed(compact, fdef, rows, length)
     for key, fdef in header.format.items():
         if key != "GT" and fdef.column not in fields:
-            fields[fdef.column] = _typed(pa.nulls(length, pa.string()), fdef)
+            fields[fdef.column] = _typed(pa.array([], pa.string()), fdef, np.array([], np.int64), length)
     return SampleColumns(gt=gt, gt_phased=phased, fields=fields)
 
 

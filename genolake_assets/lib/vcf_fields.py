@@ -81,6 +81,19 @@ def typed_values(values: pa.Array, fdef: FieldDef) -> pa.Array:
     values = null_dots(values)
     if not fdef.is_list:
         return cast_scalars(values, fdef.type)
+    encoded = pc.dictionary_encode(values)
+    if len(encoded.dictionary) * 4 < len(values):
+        # Repetitive lists (PL "0,3,14" in reference blocks) are parsed once per distinct value.
+        try:
+            return _typed_lists(encoded.dictionary, fdef).take(encoded.indices)
+        except ValueTypeError as exc:
+            bad = encoded.dictionary[exc.row]
+            row = int(np.flatnonzero(pc.equal(values, bad).to_numpy(zero_copy_only=False))[0])
+            raise ValueTypeError(row, exc.value, exc.expected) from None
+    return _typed_lists(values, fdef)
+
+
+def _typed_lists(values: pa.Array, fdef: FieldDef) -> pa.ListArray:
     lists = pc.split_pattern(values, ",")
     flat = null_dots(list_values(lists))
     try:
@@ -89,6 +102,30 @@ def typed_values(values: pa.Array, fdef: FieldDef) -> pa.Array:
         raise ValueTypeError(int(list_parents(lists)[exc.row]), exc.value, exc.expected) from None
     offsets = pa.array(list_offsets(lists), pa.int32())
     return pa.ListArray.from_arrays(offsets, typed, mask=pc.is_null(lists))
+
+
+_NUMPY_TYPES = {pa.int32(): np.int32, pa.float64(): np.float64, pa.bool_(): np.bool_}
+
+
+def typed_at(values: pa.Array, rows: np.ndarray, length: int, fdef: FieldDef) -> pa.Array:
+    """Type the raw strings present at ``rows`` (sorted) and spread them over ``length`` records.
+
+    Typing happens on the compact values only, so a key that few records carry costs little.
+    """
+    typed = typed_values(values, fdef)
+    if len(rows) == length:
+        return typed
+    numpy_type = _NUMPY_TYPES.get(typed.type)
+    if numpy_type is not None:
+        filled = np.zeros(length, dtype=numpy_type)
+        valid = np.zeros(length, dtype=bool)
+        if len(rows):
+            filled[rows] = typed.fill_null(False if numpy_type is np.bool_ else 0).to_numpy(zero_copy_only=False)
+            valid[rows] = typed.is_valid().to_numpy(zero_copy_only=False)
+        if fdef.type == "Flag":
+            return pa.array(filled & valid)
+        return pa.array(filled, type=typed.type, mask=~valid)
+    return scatter(typed, rows, length)
 
 
 def scatter(values: pa.Array, rows: np.ndarray, length: int) -> pa.Array:

@@ -101,37 +101,50 @@ def _variant_id(contig: pa.Array, pos: pa.Array, ref: pa.Array, alt: pa.Array | 
     return pc.binary_join_element_wise(*parts, ":")
 
 
+def _selector(rows: np.ndarray, length: int):
+    """Filtering by mask is cheaper than take for the common 'most rows' case."""
+    if len(rows) == length:
+        return lambda values: values
+    if len(rows) * 4 > length and np.all(np.diff(rows) > 0):
+        mask = np.zeros(length, dtype=bool)
+        mask[rows] = True
+        arrow_mask = pa.array(mask)
+        return lambda values: values.filter(arrow_mask)
+    indices = pa.array(rows, pa.int64())
+    return lambda values: values.take(indices)
+
+
 def _common(records: RecordBatch, sample: SampleColumns, rows: np.ndarray, ids: tuple[str, str],
             layout: AlleleLayout) -> dict[str, pa.Array]:
-    take = pa.array(rows, pa.int64())
+    select = _selector(rows, records.length)
     n = len(rows)
     columns: dict[str, pa.Array] = {
-        "sample_id": pa.array([ids[0]] * n, pa.string()) if n else pa.array([], pa.string()),
-        "sample_name": pa.array([ids[1]] * n, pa.string()) if n else pa.array([], pa.string()),
-        "contig": records.chrom.take(take),
-        "rsid": records.rsid.take(take),
-        "qual": records.qual.take(take),
-        "filters": records.filters.take(take),
-        "alleles": layout.alleles.take(take),
-        "gt": sample.gt.take(take) if sample.gt is not None else pa.nulls(n, pa.list_(pa.int16())),
-        "gt_phased": sample.gt_phased.take(take) if sample.gt_phased is not None else pa.nulls(n, pa.bool_()),
-        "info_undeclared": records.info_undeclared.take(take),
+        "sample_id": pa.repeat(pa.scalar(ids[0], pa.string()), n),
+        "sample_name": pa.repeat(pa.scalar(ids[1], pa.string()), n),
+        "contig": select(records.chrom),
+        "pos": select(records.pos),
+        "ref": select(records.ref),
+        "rsid": select(records.rsid),
+        "qual": select(records.qual),
+        "filters": select(records.filters),
+        "alleles": select(layout.alleles),
+        "gt": select(sample.gt) if sample.gt is not None else pa.nulls(n, pa.list_(pa.int16())),
+        "gt_phased": select(sample.gt_phased) if sample.gt_phased is not None else pa.nulls(n, pa.bool_()),
+        "info_undeclared": select(records.info_undeclared),
     }
-    columns.update({name: values.take(take) for name, values in records.info.items()})
-    columns.update({name: values.take(take) for name, values in sample.fields.items()})
+    columns.update({name: select(values) for name, values in records.info.items()})
+    columns.update({name: select(values) for name, values in sample.fields.items()})
     return columns
 
 
 def reference_block_rows(records: RecordBatch, sample: SampleColumns, rows: np.ndarray, ids: tuple[str, str],
                          layout: AlleleLayout, schema: pa.Schema) -> pa.Table:
     columns = _common(records, sample, rows, ids, layout)
-    take = pa.array(rows, pa.int64())
-    pos = records.pos.take(take)
-    ref = records.ref.take(take)
+    pos, ref = columns["pos"], columns["ref"]
     span_end = pc.subtract(pc.add(pos, pc.cast(pc.utf8_length(ref), pa.int32())), 1)
     info_end = columns.get("info_end")
     columns.update(
-        pos=pos, ref=ref, alt=pa.nulls(len(rows), pa.string()),
+        alt=pa.nulls(len(rows), pa.string()),
         end=pc.coalesce(info_end, span_end) if info_end is not None else span_end,
         variant_id=_variant_id(columns["contig"], pos, ref, None),
         allele_index=pa.array(np.zeros(len(rows), np.int16)),
@@ -147,8 +160,8 @@ def variant_rows(records: RecordBatch, sample: SampleColumns, allele_slots: np.n
     was_split = n_alleles > 2
     columns = _common(records, sample, rows, ids, layout)
     take = pa.array(rows, pa.int64())
-    pos = records.pos.take(take).to_numpy().copy()
-    ref = records.ref.take(take).to_pylist() if was_split.any() else None
+    pos = columns["pos"].to_numpy().copy()
+    ref = columns["ref"].to_pylist() if was_split.any() else None
     alt = pc.split_pattern(records.alt.take(take), ",")
     alt = _pick(alt, allele_index)
     if was_split.any():
@@ -156,7 +169,7 @@ def variant_rows(records: RecordBatch, sample: SampleColumns, allele_slots: np.n
         min_rep(pos, ref, alt_list, np.flatnonzero(was_split))
         ref_array, alt = pa.array(ref, pa.string()), pa.array(alt_list, pa.string())
     else:
-        ref_array = records.ref.take(take)
+        ref_array = columns["ref"]
     pos_array = pa.array(pos, pa.int32())
     columns.update(
         pos=pos_array, ref=ref_array, alt=alt,

@@ -43,7 +43,7 @@ class ObjectStore(ABC):
 
     @abstractmethod
     def list_objects(self, prefix: str) -> Iterator[StoredObject]:
-        """Objects whose key starts with ``prefix`` (a folder ending in '/'), in key order."""
+        """Objects under the folder ``prefix`` ('a' and 'a/' both mean the folder a/), in key order."""
 
     @abstractmethod
     def head(self, key: str) -> StoredObject | None: ...
@@ -73,6 +73,8 @@ class ObjectStore(ABC):
     def delete(self, key: str) -> None: ...
 
     def delete_prefix(self, prefix: str) -> int:
+        if not prefix.strip("/"):
+            raise ValueError("refusing to delete the whole lake (empty prefix)")
         doomed = [obj.key for obj in self.list_objects(prefix)]
         for key in doomed:
             self.delete(key)
@@ -127,7 +129,11 @@ class LocalObjectStore(ObjectStore):
         return StoredObject(key=key, size=st.st_size, last_modified=st.st_mtime, etag=f"{st.st_size}-{st.st_mtime_ns}")
 
     def list_objects(self, prefix: str) -> Iterator[StoredObject]:
-        base = self.root / prefix.rstrip("/") if prefix else self.root
+        folder = prefix.rstrip("/")
+        if folder:
+            require_safe_key(folder)
+        base = self.root / folder if folder else self.root
+        prefix = folder + "/" if folder else ""
         if not base.exists():
             return
         found = []
@@ -168,6 +174,7 @@ class LocalObjectStore(ObjectStore):
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
+            self._tag_path(key).unlink(missing_ok=True)  # new content starts untagged, as on S3
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -191,7 +198,10 @@ class LocalObjectStore(ObjectStore):
         self._tag_path(key).unlink(missing_ok=True)
 
     def copy(self, src_key: str, dst_key: str) -> StoredObject:
-        return self.upload(self._path(src_key), dst_key)
+        source = self._path(src_key)
+        if not source.is_file():
+            raise FileNotFoundError(src_key)
+        return self.upload(source, dst_key, tags=self.get_tags(src_key) or None)
 
     def _tag_path(self, key: str) -> Path:
         return self.root / self._TAG_DIR / (require_safe_key(key) + ".json")
@@ -199,12 +209,16 @@ class LocalObjectStore(ObjectStore):
     def get_tags(self, key: str) -> dict[str, str]:
         import json
 
+        if not self._path(key).is_file():
+            raise FileNotFoundError(key)
         path = self._tag_path(key)
         return json.loads(path.read_text()) if path.exists() else {}
 
     def put_tags(self, key: str, tags: dict[str, str]) -> None:
         import json
 
+        if not self._path(key).is_file():
+            raise FileNotFoundError(key)
         path = self._tag_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(tags, sort_keys=True))

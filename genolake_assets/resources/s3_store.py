@@ -219,7 +219,7 @@ class S3ObjectStore(ObjectStore):
             # The managed copy switches to a multipart copy above 8 MiB, so objects over
             # CopyObject's 5 GB limit (whole-genome BAM/CRAM) copy too.
             self.client.copy(source, self.bucket, destination, ExtraArgs=self._encryption_args())
-        if False:
+        if source_tags:
             # Multipart copies do not carry tags in every s3transfer release; set them explicitly.
             self.put_tags(dst_key, source_tags)
         return self._head_existing(dst_key)

@@ -1,9 +1,8 @@
 """S3ObjectStore against a real moto server, and the ObjectStore contract for every store.
 
 The contract tests take the parametrized ``store`` fixture (local directory, S3, S3 under a
-prefix), so both implementations are held to the same behaviour. Where the local store
-does not yet honour a rule the S3 store does, the test is a strict xfail for the local
-store: it documents the gap and starts failing once the gap is closed.
+prefix), so both implementations are held to the same behaviour: the local store
+must honour every rule the S3 store does.
 """
 
 from __future__ import annotations
@@ -23,11 +22,6 @@ UNSAFE_KEYS = ["../x", "/abs", "a//b"]
 
 def keys_of(objects) -> list[str]:
     return [obj.key for obj in objects]
-
-
-def local_store_diverges(request, store, reason: str) -> None:
-    if isinstance(store, LocalObjectStore):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"LocalObjectStore: {reason}"))
 
 
 def write_file(path, data: bytes):
@@ -167,8 +161,7 @@ def test_delete_prefix_removes_only_that_folder(store):
     assert store.delete_prefix("run1/") == 0
 
 
-def test_delete_prefix_refuses_to_empty_the_whole_lake(request, store):
-    local_store_diverges(request, store, "delete_prefix('') deletes every object")
+def test_delete_prefix_refuses_to_empty_the_whole_lake(store):
     store.write_bytes("a/keep.txt", b"x")
 
     with pytest.raises(ValueError):
@@ -218,8 +211,7 @@ def test_deleting_an_object_deletes_its_tags(store):
     assert store.get_tags("a/obj.txt") == {}
 
 
-def test_overwriting_an_object_drops_its_old_tags(request, store):
-    local_store_diverges(request, store, "tags in the sidecar outlive an overwrite")
+def test_overwriting_an_object_drops_its_old_tags(store):
     store.write_bytes("a/obj.txt", b"x")
     store.put_tags("a/obj.txt", {"qc": "failed"})
 
@@ -228,8 +220,7 @@ def test_overwriting_an_object_drops_its_old_tags(request, store):
     assert store.get_tags("a/obj.txt") == {}
 
 
-def test_copy_carries_the_source_tags(request, store):
-    local_store_diverges(request, store, "copy does not copy the tag sidecar")
+def test_copy_carries_the_source_tags(store):
     store.write_bytes("staging/s1.txt", b"x")
     store.put_tags("staging/s1.txt", {"consent": "restricted"})
 
@@ -238,8 +229,7 @@ def test_copy_carries_the_source_tags(request, store):
     assert store.get_tags("curated/s1.txt") == {"consent": "restricted"}
 
 
-def test_tags_of_a_missing_object_raise_file_not_found(request, store):
-    local_store_diverges(request, store, "get_tags/put_tags accept a key with no object")
+def test_tags_of_a_missing_object_raise_file_not_found(store):
     with pytest.raises(FileNotFoundError):
         store.get_tags("a/missing.txt")
     with pytest.raises(FileNotFoundError):
