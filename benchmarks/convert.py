@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from make_wgs_gvcf import DEFAULT_WORK_DIR, REPO_ROOT, ensure_wgs_gvcf
-from measure import ChildRun, run_child
+from measure import ChildRun, peak_rss_method, run_child
 from polarsbio_env import PolarsBioUnavailable, ensure_polars_bio_python
 
 RUNNERS_DIR = Path(__file__).resolve().parent / "runners"
@@ -63,23 +63,23 @@ class ToolResult:
 
 def decompress_with_bgzip(vcf: Path, records: int) -> ToolResult:
     run = run_child(["bash", "-c", 'bgzip -dc -@2 "$1" | wc -l', "bash", str(vcf)])
-    return _checked(ToolResult("bgzip -dc -@2 | wc -l", vcf, records, run), run.stdout, records, header_lines(vcf))
+    return _check_count(ToolResult("bgzip -dc -@2 | wc -l", vcf, records, run), header_lines(vcf) + records)
 
 
 def decompress_with_python_gzip(vcf: Path, records: int) -> ToolResult:
     run = run_child([PYTHON, str(RUNNERS_DIR / "gzip_count_lines.py"), str(vcf)])
-    return _checked(ToolResult("python gzip, 1 thread", vcf, records, run), run.stdout, records, header_lines(vcf))
+    return _check_count(ToolResult("python gzip, 1 thread", vcf, records, run), header_lines(vcf) + records)
 
 
 def bcftools_query_all_fields(vcf: Path, records: int) -> ToolResult:
     run = run_child(["bcftools", "query", "-o", os.devnull, "-f", bcftools_format_all_fields(vcf), str(vcf)])
-    return _failed_or(ToolResult("bcftools query, all fields", vcf, records, run, baseline_reader=True))
+    return _mark_failure(ToolResult("bcftools query, all fields", vcf, records, run, baseline_reader=True))
 
 
 def pysam_loop(vcf: Path, records: int, on_prefix: bool) -> ToolResult:
     run = run_child([PYTHON, str(RUNNERS_DIR / "pysam_read_all.py"), str(vcf)])
     result = ToolResult("pysam loop, all values", vcf, records, run, on_prefix=on_prefix, baseline_reader=True)
-    return _checked(result, run.stdout, records)
+    return _check_count(result, records)
 
 
 def polars_bio_to_parquet(vcf: Path, records: int, on_prefix: bool, work_dir: Path) -> ToolResult:
@@ -95,7 +95,7 @@ def polars_bio_to_parquet(vcf: Path, records: int, on_prefix: bool, work_dir: Pa
     result = ToolResult(name, vcf, records, run, on_prefix=on_prefix, baseline_reader=True)
     if run.ok:
         result.output_bytes = parquet.stat().st_size
-    return _checked(result, run.stdout, records)
+    return _check_count(result, records)
 
 
 def ours_convert(vcf: Path, records: int, work_dir: Path) -> ToolResult:
@@ -109,7 +109,7 @@ def ours_convert(vcf: Path, records: int, work_dir: Path) -> ToolResult:
     result = ToolResult(name, vcf, records, run)
     if run.ok:
         result.output_bytes = sum(p.stat().st_size for p in out_dir.rglob("*.parquet"))
-    return _failed_or(result)
+    return _mark_failure(result)
 
 
 def converter_import_error() -> str | None:
@@ -124,17 +124,18 @@ def converter_import_error() -> str | None:
     return (probe.stderr.strip().splitlines() or ["import failed"])[-1]
 
 
-def _failed_or(result: ToolResult) -> ToolResult:
+def _mark_failure(result: ToolResult) -> ToolResult:
     if result.run is not None and not result.run.ok:
         result.unavailable = f"failed ({result.run.failure_reason()})"
     return result
 
 
-def _checked(result: ToolResult, stdout: str, records: int, header: int = 0) -> ToolResult:
-    """Mark a run failed if it did not see exactly the records it was given."""
-    result = _failed_or(result)
-    if result.unavailable is None and stdout.strip() != str(records + header):
-        result.unavailable = f"counted {stdout.strip()} lines/records, expected {records + header}"
+def _check_count(result: ToolResult, expected: int) -> ToolResult:
+    """Mark a run failed unless it printed the number of lines/records it should have seen."""
+    _mark_failure(result)
+    printed = result.run.stdout.strip() if result.run else ""
+    if result.unavailable is None and printed != str(expected):
+        result.unavailable = f"counted {printed}, expected {expected}"
     return result
 
 
@@ -247,6 +248,10 @@ def _bar(passed: bool, text: str) -> None:
     print(f"  {'PASS' if passed else 'FAIL'}  {text}")
 
 
+def load_average() -> str:
+    return " ".join(f"{load:.2f}" for load in os.getloadavg())
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -275,8 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     on_prefix = args.baseline_records < args.records
 
     print(f"input: {full_vcf} ({full_vcf.stat().st_size:,} bytes, {args.records:,} records)")
-    print("running each tool in its own child process, one at a time...")
-    print()
+    print("each tool runs alone in its own child process, one after another")
+    print(f"peak RSS: {peak_rss_method()}")
+    print(f"load average before: {load_average()} on {os.cpu_count()} CPUs (other work on the machine skews wall times)")
     results = [
         decompress_with_bgzip(full_vcf, args.records),
         decompress_with_python_gzip(full_vcf, args.records),
@@ -288,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     ours = results[-1]
     ours_fifth = ours_convert(fifth_vcf, fifth_records, work_dir)
 
+    print(f"load average after:  {load_average()}")
+    print()
     print_table(results, ours, args.records)
     memory_flat = print_memory_flatness(ours_fifth, ours)
     print_bars(results, ours, memory_flat)

@@ -36,7 +36,7 @@ CORE_FIELDS = [
 def _value_fields(header: VcfHeader) -> list[pa.Field]:
     fields = [pa.field("gt", GENOTYPE), pa.field("gt_phased", pa.bool_())]
     fields += [pa.field(f.column, arrow_type(f)) for f in header.info.values()]
-    fields.append(pa.field("info_undeclared", pa.string()))
+    fields.append(pa.field("undeclared_info", pa.string()))
     fields += [pa.field(f.column, arrow_type(f)) for key, f in header.format.items() if key != "GT"]
     return fields
 

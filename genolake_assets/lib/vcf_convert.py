@@ -141,12 +141,23 @@ def _reader_error(header: VcfHeader, exc: BaseException, problems: dict) -> Exce
         return exc
     row = problems.get("row")
     if row is not None:
-        line = row.number if row.number is not None else None
+        line = row.number if row.number is not None else _first_line_with_columns_other_than(
+            header, row.expected_columns)
         return VcfFormatError(header.path, f"expected {row.expected_columns} tab-separated columns, found "
                               f"{row.actual_columns}: {row.text[:120]!r}", line=line, code="malformed_record")
     if isinstance(exc, (OSError, pa.ArrowInvalid, EOFError)):
         return VcfFormatError(header.path, f"cannot read the body: {exc}", code="corrupt_body")
     return exc
+
+
+def _first_line_with_columns_other_than(header: VcfHeader, expected: int) -> int | None:
+    """Slow path, only after a parse error: find the offending line's number."""
+    from genolake_assets.lib.vcf_source import open_text_lines
+
+    for number, line in enumerate(open_text_lines(header.path), start=1):
+        if number > header.header_lines and line.strip() and line.rstrip("\r\n").count("\t") + 1 != expected:
+            return number
+    return None
 
 
 def write_sample_tables(vcf_path: str | Path, out_dir: Path, samples: list[str] | None = None,

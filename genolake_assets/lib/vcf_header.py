@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,8 +127,12 @@ def _check_collisions(path: str, defs: dict[str, FieldDef]) -> None:
 
 
 def read_header(path: str | Path) -> VcfHeader:
-    """Read and validate the header of a (bgzipped or plain) VCF."""
-    path = str(path)
+    """Read and validate the header of a (bgzipped or plain) VCF file."""
+    return parse_header(open_text_lines(path), str(path))
+
+
+def parse_header(lines: Iterable[str], path: str) -> VcfHeader:
+    """Parse header lines (stops at #CHROM); ``path`` names the file in errors."""
     info: dict[str, FieldDef] = {}
     fmt: dict[str, FieldDef] = {}
     contigs: list[str] = []
@@ -135,7 +140,7 @@ def read_header(path: str | Path) -> VcfHeader:
     meta: list[str] = []
     file_format = None
     consumed = 0
-    for line_no, line in enumerate(open_text_lines(path), start=1):
+    for line_no, line in enumerate(lines, start=1):
         consumed += len(line)
         if consumed > _MAX_HEADER_BYTES:
             raise VcfFormatError(path, "no #CHROM line in the first 64 MiB: not a VCF", code="not_vcf")

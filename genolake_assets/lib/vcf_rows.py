@@ -103,7 +103,7 @@ def _variant_id(contig: pa.Array, pos: pa.Array, ref: pa.Array, alt: pa.Array | 
 
 def _selector(rows: np.ndarray, length: int):
     """Filtering by mask is cheaper than take for the common 'most rows' case."""
-    if len(rows) == length:
+    if len(rows) == length and (length == 0 or (rows[0] == 0 and np.all(np.diff(rows) == 1))):
         return lambda values: values
     if len(rows) * 4 > length and np.all(np.diff(rows) > 0):
         mask = np.zeros(length, dtype=bool)
@@ -130,7 +130,7 @@ def _common(records: RecordBatch, sample: SampleColumns, rows: np.ndarray, ids: 
         "alleles": select(layout.alleles),
         "gt": select(sample.gt) if sample.gt is not None else pa.nulls(n, pa.list_(pa.int16())),
         "gt_phased": select(sample.gt_phased) if sample.gt_phased is not None else pa.nulls(n, pa.bool_()),
-        "info_undeclared": select(records.info_undeclared),
+        "undeclared_info": select(records.info_undeclared),
     }
     columns.update({name: select(values) for name, values in records.info.items()})
     columns.update({name: select(values) for name, values in sample.fields.items()})

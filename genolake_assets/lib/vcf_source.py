@@ -85,3 +85,53 @@ class _ArrowReader(io.RawIOBase):
         data = self._stream.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+
+def text_lines_of_stream(handle, label: str) -> Iterator[str]:
+    """Decoded lines of an already-open binary stream (gzip detected by magic bytes).
+
+    Used to read a header straight from object storage without downloading the body.
+    """
+    import gzip
+
+    head = handle.read(2)
+    body = io.BufferedReader(_Prepend(head, handle))
+    raw = gzip.GzipFile(fileobj=body) if head == GZIP_MAGIC else body
+    text = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
+    try:
+        yield from text
+    except UnicodeDecodeError as exc:
+        raise VcfFormatError(label, f"not UTF-8 text ({exc.reason}): not a VCF", code="not_vcf") from exc
+    except (OSError, EOFError) as exc:
+        raise VcfFormatError(label, f"cannot decompress: {exc}", code="corrupt_compression") from exc
+
+
+class _Prepend(io.RawIOBase):
+    def __init__(self, head: bytes, handle):
+        self._head, self._handle = head, handle
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._head:
+            size = min(len(buffer), len(self._head))
+            buffer[:size], self._head = self._head[:size], self._head[size:]
+            return size
+        data = self._handle.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def verify_readable(path: str | Path, chunk: int = 8 << 20) -> int:
+    """Decompress the whole file once (gzip CRCs are checked on the way); return text bytes."""
+    stream = open_binary(path)
+    total = 0
+    try:
+        while data := stream.read(chunk):
+            total += len(data)
+    except (OSError, pa.ArrowInvalid, EOFError) as exc:
+        raise VcfFormatError(str(path), f"corrupt compressed data: {exc}", code="corrupt_compression") from exc
+    finally:
+        stream.close()
+    return total

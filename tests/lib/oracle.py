@@ -196,6 +196,12 @@ def _typed(spec: FieldSpec, value: Any) -> Any:
         return bool(value)
     if value is None:
         return None
+    if spec.vcf_type in ("String", "Character"):
+        # htslib keeps a missing string as the text "."
+        if value == ".":
+            return None
+        if isinstance(value, tuple):
+            value = tuple(None if v == "." else v for v in value)
     if spec.is_list:
         if not isinstance(value, tuple):
             value = (value,)

@@ -1,0 +1,3 @@
+import dagster as dg
+
+samples_partitions = dg.DynamicPartitionsDefinition(name="samples")

@@ -1,0 +1,24 @@
+"""The VCF → Parquet engine as a resource (the in-process converter in the local profile)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from genolake_assets.lib.vcf_convert import ConversionReport, verify_outputs, write_sample_tables
+from genolake_assets.lib.vcf_header import read_header
+from genolake_assets.lib.variant_schema import schemas
+
+
+class ConverterResource(dg.ConfigurableResource):
+    """Converts one VCF's samples into staged, verified Parquet files."""
+
+    engine: str = "arrow"
+
+    def convert(self, vcf_path: Path, sample_names: list[str], staging: Path) -> ConversionReport:
+        if self.engine != "arrow":
+            raise ValueError(f"unknown conversion engine {self.engine!r} (available: arrow)")
+        report = write_sample_tables(vcf_path, staging, sample_names)
+        verify_outputs(report, schemas(read_header(vcf_path)))
+        return report

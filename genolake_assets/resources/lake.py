@@ -1,0 +1,63 @@
+"""The lake resource: picks the object store for the profile."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from genolake_assets.resources.object_store import LocalObjectStore, ObjectStore
+
+
+class LakeResource(dg.ConfigurableResource):
+    """Where the lake lives. ``profile=local``: a directory; ``profile=aws``: an S3 bucket/prefix."""
+
+    profile: str = "local"
+    home: str = ".genolake"
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+    kms_key_id: str | None = None
+    _store: ObjectStore | None = PrivateAttr(default=None)
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home).resolve()
+
+    @property
+    def scratch(self) -> Path:
+        path = self.home_path / "scratch"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def store(self) -> ObjectStore:
+        if self._store is None:
+            self._store = self._build_store()
+        return self._store
+
+    def _build_store(self) -> ObjectStore:
+        if self.profile == "local":
+            return LocalObjectStore(self.home_path / "lake")
+        if not self.s3_bucket:
+            raise ValueError("the aws profile needs GENOLAKE_S3_BUCKET (the lake bucket)")
+        from genolake_assets.resources.s3_store import S3ObjectStore
+
+        return S3ObjectStore(self.s3_bucket, self.s3_prefix, endpoint_url=self.endpoint_url,
+                             region_name=self.region, sse_kms_key_id=self.kms_key_id)
+
+    def local_copy(self, key: str) -> Path:
+        """A local path for ``key``: the file itself locally, a cached download on S3."""
+        store = self.store()
+        direct = store.local_path(key)
+        if direct is not None:
+            return direct
+        target = self.scratch / "downloads" / key
+        head = store.head(key)
+        if head is None:
+            raise FileNotFoundError(store.uri(key))
+        if not target.exists() or target.stat().st_size != head.size:
+            store.download(key, target)
+        return target

@@ -1,0 +1,36 @@
+"""One place that reads the environment: which profile, where the lake is."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROFILES = ("local", "aws")
+
+
+@dataclass(frozen=True)
+class Settings:
+    profile: str
+    home: Path
+    """Local working directory: the lake itself in the local profile, plus the catalog and scratch."""
+    s3_bucket: str | None
+    s3_prefix: str
+    endpoint_url: str | None
+    region: str | None
+    kms_key_id: str | None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        profile = os.environ.get("GENOLAKE_PROFILE", "local").strip().lower()
+        if profile not in PROFILES:
+            raise ValueError(f"GENOLAKE_PROFILE must be one of {PROFILES}, not {profile!r}")
+        return cls(
+            profile=profile,
+            home=Path(os.environ.get("GENOLAKE_HOME", ".genolake")).resolve(),
+            s3_bucket=os.environ.get("GENOLAKE_S3_BUCKET"),
+            s3_prefix=os.environ.get("GENOLAKE_S3_PREFIX", ""),
+            endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+            kms_key_id=os.environ.get("GENOLAKE_KMS_KEY_ID") or None,
+        )
