@@ -1,6 +1,5 @@
 """Running a partitioned asset over several partitions where one bad sample must not sink the rest."""
 
-from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import TypeVar

@@ -1,6 +1,5 @@
 """raw_vcf: register one landed VCF per sample (validated, checksummed, copied into raw/)."""
 
-from __future__ import annotations
 
 import time
 

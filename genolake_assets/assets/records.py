@@ -1,6 +1,5 @@
 """Reading and writing the per-sample JSON records through the object store."""
 
-from __future__ import annotations
 
 from genolake_assets.lib.lake_layout import landing_index_key, sample_registry_key
 from genolake_assets.lib.registry import LandingEntry, SampleRecord

@@ -1,6 +1,5 @@
 """sample_variants + sample_reference_blocks: one VCF sample converted to the two tables."""
 
-from __future__ import annotations
 
 import tempfile
 import time

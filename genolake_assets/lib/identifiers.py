@@ -38,6 +38,16 @@ def sample_id_for(name: str) -> str:
     return f"{slug}-{digest}"
 
 
+def sample_id_from_file(name: str, source_key: str) -> str:
+    """The id for a sample name already taken by another file: the name plus a hash of the file's key.
+
+    The same person sequenced twice (two files, one name) must never overwrite the other.
+    """
+    base = sample_id_for(name)
+    digest = hashlib.sha256(f"{source_key}\0{name}".encode()).hexdigest()[:_HASH_CHARS]
+    return f"{base[:80]}-f{digest}"
+
+
 def require_safe_sample_id(value: str) -> str:
     """Return ``value`` if it is a valid sample id; raise otherwise."""
     if not isinstance(value, str) or not is_safe_sample_id(value):

@@ -11,9 +11,11 @@ import pyarrow.parquet as pq
 
 PART_NAME = "part-00000.parquet"
 ROW_GROUP_ROWS = 131_072
-# Delta encoding beats dictionaries for sorted integer positions.
-DELTA_COLUMNS = ("pos", "end")
-ZSTD_LEVEL = 6
+# Delta encoding beats dictionaries for sorted integer positions (INFO END too: in a gVCF it is
+# nearly unique per row, so its dictionary overflowed and fell back to plain values).
+DELTA_COLUMNS = ("pos", "end", "info_end")
+# Higher levels cost a third more writer CPU for under 1% smaller files on gVCF data.
+ZSTD_LEVEL = 3
 
 
 def partition_dir(root: Path, table: str, sample_id: str) -> Path:
@@ -36,11 +38,12 @@ class SortedParquetWriter:
 
     def _open(self) -> pq.ParquetWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        dictionary_columns = [f.name for f in self.schema if f.name not in DELTA_COLUMNS]
+        delta_columns = [f.name for f in self.schema if f.name in DELTA_COLUMNS and pa.types.is_integer(f.type)]
+        dictionary_columns = [f.name for f in self.schema if f.name not in delta_columns]
         return pq.ParquetWriter(
             self.path, self.schema, compression="zstd", compression_level=ZSTD_LEVEL,
             use_dictionary=dictionary_columns,
-            column_encoding={name: "DELTA_BINARY_PACKED" for name in DELTA_COLUMNS},
+            column_encoding={name: "DELTA_BINARY_PACKED" for name in delta_columns},
             write_statistics=True, write_page_index=True,
         )
 

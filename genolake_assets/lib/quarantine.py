@@ -10,6 +10,7 @@ from genolake_assets.lib.lake_layout import QUARANTINE_PREFIX
 from genolake_assets.lib.registry import utc_now
 
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.=-]")
+_UNSAFE_FOLDER_CHARS = re.compile(r"[^A-Za-z0-9_.=/-]")
 
 
 def safe_file_name(name: str) -> str:
@@ -19,7 +20,7 @@ def safe_file_name(name: str) -> str:
 
 def quarantine(store, source_key: str, problem: InputProblem, *, folder: str) -> dict:
     """Copy ``source_key`` to ``quarantine/<folder>/`` with ``reason.json``; return the reason."""
-    base = f"{QUARANTINE_PREFIX}{folder}/"
+    base = f"{QUARANTINE_PREFIX}{_UNSAFE_FOLDER_CHARS.sub('_', folder)}/"
     name = safe_file_name(source_key)
     reason = {**problem.as_dict(), "source_key": source_key, "source_uri": store.uri(source_key),
               "quarantined_at": utc_now(), "quarantined_copy": store.uri(base + name)}

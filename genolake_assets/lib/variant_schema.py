@@ -16,7 +16,7 @@ SPLIT_REWRITTEN_FORMAT = ("AD", "PL", "GQ", "PGT")
 
 GENOTYPE = pa.list_(pa.int16())
 
-CORE_FIELDS = [
+LOCUS_FIELDS = [
     pa.field("sample_id", pa.string(), nullable=False),
     pa.field("sample_name", pa.string(), nullable=False),
     pa.field("contig", pa.string(), nullable=False),
@@ -24,7 +24,11 @@ CORE_FIELDS = [
     pa.field("end", pa.int32()),
     pa.field("ref", pa.string(), nullable=False),
     pa.field("alt", pa.string()),
-    pa.field("variant_id", pa.string(), nullable=False),
+]
+# Variants only: a reference block's id would be contig:pos:ref, derivable from its own columns,
+# and as the only unique string per row it cost more Parquet bytes than all other columns together.
+VARIANT_ID = pa.field("variant_id", pa.string(), nullable=False)
+RECORD_FIELDS = [
     pa.field("rsid", pa.string()),
     pa.field("qual", pa.float64()),
     pa.field("filters", pa.list_(pa.string())),
@@ -52,11 +56,12 @@ def unsplit_fields(header: VcfHeader) -> list[pa.Field]:
 
 def variants_schema(header: VcfHeader) -> pa.Schema:
     split = [pa.field("was_split", pa.bool_(), nullable=False)]
-    return pa.schema(CORE_FIELDS + split + _value_fields(header) + unsplit_fields(header))
+    core = LOCUS_FIELDS + [VARIANT_ID] + RECORD_FIELDS + split
+    return pa.schema(core + _value_fields(header) + unsplit_fields(header))
 
 
 def reference_blocks_schema(header: VcfHeader) -> pa.Schema:
-    return pa.schema(CORE_FIELDS + _value_fields(header))
+    return pa.schema(LOCUS_FIELDS + RECORD_FIELDS + _value_fields(header))
 
 
 def schemas(header: VcfHeader) -> dict[str, pa.Schema]:

@@ -96,9 +96,8 @@ def _calls(sample: SampleColumns, length: int) -> tuple[np.ndarray, np.ndarray]:
     return homref, ~homref
 
 
-def _variant_id(contig: pa.Array, pos: pa.Array, ref: pa.Array, alt: pa.Array | None) -> pa.Array:
-    parts = [contig, pc.cast(pos, pa.string()), ref] + ([alt] if alt is not None else [])
-    return pc.binary_join_element_wise(*parts, ":")
+def _variant_id(contig: pa.Array, pos: pa.Array, ref: pa.Array, alt: pa.Array) -> pa.Array:
+    return pc.binary_join_element_wise(contig, pc.cast(pos, pa.string()), ref, alt, ":")
 
 
 def _selector(rows: np.ndarray, length: int):
@@ -146,7 +145,6 @@ def reference_block_rows(records: RecordBatch, sample: SampleColumns, rows: np.n
     columns.update(
         alt=pa.nulls(len(rows), pa.string()),
         end=pc.coalesce(info_end, span_end) if info_end is not None else span_end,
-        variant_id=_variant_id(columns["contig"], pos, ref, None),
         allele_index=pa.array(np.zeros(len(rows), np.int16)),
     )
     return pa.Table.from_pydict({f.name: columns[f.name] for f in schema}, schema=schema)

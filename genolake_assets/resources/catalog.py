@@ -101,10 +101,10 @@ class DuckDbCatalog(dg.ConfigurableResource):
 
     def query(self, sql: str, parameters: list | None = None) -> pa.Table:
         with self._connect(read_only=True) as con:
-            return con.execute(sql, parameters or []).fetch_arrow_table()
+            return con.execute(sql, parameters or []).to_arrow_table()
 
     def sql_type_of(self, arrow_schema: pa.Schema) -> dict[str, str]:
         """The SQL types DuckDB gives an Arrow schema (to compare a new file with the catalog)."""
         with duckdb.connect() as con:
-            empty = arrow_schema.empty_table()  # noqa: F841 - scanned by name below
-            return {r[0]: r[1] for r in con.execute("DESCRIBE SELECT * FROM empty").fetchall()}
+            con.register("empty_schema", arrow_schema.empty_table())
+            return {r[0]: r[1] for r in con.execute("DESCRIBE SELECT * FROM empty_schema").fetchall()}

@@ -31,11 +31,12 @@ STAR = "*"
 #: Marker for a value the spec does not define (the comparator skips it).
 UNSPECIFIED = object()
 
-#: The core columns of both tables, in spec order.
+#: The core columns of both tables, in spec order (`variant_id` and `was_split`: variants only).
 CORE_COLUMNS = [
     "sample_id", "sample_name", "contig", "pos", "end", "ref", "alt", "variant_id", "rsid", "qual",
     "filters", "alleles", "allele_index", "was_split", "gt", "gt_phased",
 ]
+VARIANT_ONLY_CORE_COLUMNS = {"variant_id", "was_split"}
 UNSPLIT_FORMAT_KEYS = ["AD", "PL", "GQ", "PGT"]
 
 
@@ -338,7 +339,6 @@ def _ref_block_row(rec, common: dict, gt, end: int) -> dict:
     row = dict(common)
     row.update({
         "pos": rec.pos, "end": end, "ref": rec.ref, "alt": None,
-        "variant_id": f"{rec.contig}:{rec.pos}:{rec.ref}",
         "allele_index": 0,
         "gt": None if gt is None else list(gt),
     })

@@ -269,7 +269,7 @@ def test_schema_follows_header(path, converted, expected):
         schema = t.schema
         names = schema.names
         core = [c for c in O.CORE_COLUMNS if c in names]
-        required = [c for c in O.CORE_COLUMNS if table == "variants" or c != "was_split"]
+        required = [c for c in O.CORE_COLUMNS if table == "variants" or c not in O.VARIANT_ONLY_CORE_COLUMNS]
         for c in required:
             if c not in names:
                 problems.append(f"{table}: core column {c} missing")
@@ -371,7 +371,7 @@ def test_hg00187_reference_block(converted):
     row = one_row(rows, pos=10571576)
     check_values(row, {
         "sample_id": "HG00187", "contig": "chr22", "pos": 10571576, "end": 10571586, "ref": "T",
-        "alt": None, "variant_id": "chr22:10571576:T", "rsid": None, "qual": None, "filters": None,
+        "alt": None, "rsid": None, "qual": None, "filters": None,
         "alleles": ["T", "<NON_REF>"], "allele_index": 0, "gt": [0, 0], "gt_phased": False,
         "fmt_dp": 1, "fmt_gq": 3, "fmt_min_dp": 1, "fmt_pl": [0, 3, 14], "fmt_ad": None,
         "info_end": 10571586, "info_dp": None, "info_ds": False,
@@ -567,7 +567,7 @@ def test_cohort_spot_genotypes(converted):
     assert not find_rows(rows_of(out, "variants", id1), pos=10019093)
     check_values(one_row(rows_of(out, "reference_blocks", id1), pos=10019093), {
         "sample_name": s1, "sample_id": id1, "contig": "20", "end": 10019093, "ref": "A", "alt": None,
-        "variant_id": "20:10019093:A", "allele_index": 0, "gt": [0, 0], "gt_phased": False,
+        "allele_index": 0, "gt": [0, 0], "gt_phased": False,
         "fmt_ad": [30, 0], "fmt_dp": 30, "fmt_gq": 72, "fmt_pl": [0, 72, 1080], **info,
     }, f"{s1} 20:10019093")
     assert not find_rows(rows_of(out, "reference_blocks", id2), pos=10019093)
@@ -592,7 +592,7 @@ def test_cohort_spot_genotypes(converted):
     #   a hom-ref call on a 2-base REF: a one-record block with end = pos + len(ref) - 1
     #   (the file also has "20 10273694 . C CT" at the same position; s1 is 0/0 there too)
     check_values(one_row(rows_of(out, "reference_blocks", id1), pos=10273694, ref="CT"), {
-        "ref": "CT", "end": 10273695, "variant_id": "20:10273694:CT", "alleles": ["CT", "C"],
+        "ref": "CT", "end": 10273695, "alleles": ["CT", "C"],
         "fmt_ad": [33, 4], "fmt_dp": 41, "fmt_gq": 43, "fmt_pl": [0, 43, 947],
         "filters": ["VQSRTrancheINDEL97.00to99.00"],
     }, f"{s1} 20:10273694")

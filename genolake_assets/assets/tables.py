@@ -1,0 +1,87 @@
+"""Catalog entries: the variant, reference-block and samples tables a SQL engine queries."""
+
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from genolake_assets.lib.lake_layout import SAMPLE_REGISTRY_PREFIX, SAMPLES_TABLE_KEY
+from genolake_assets.lib.registry import SampleRecord
+from genolake_assets.resources.catalog import DuckDbCatalog, TableRegistration
+from genolake_assets.resources.lake import LakeResource
+
+_EAGER = dg.AutomationCondition.eager()
+
+
+def _registration_metadata(registration: TableRegistration, lake: LakeResource) -> dict:
+    return {
+        "table": registration.name,
+        "rows": registration.rows,
+        "partitions": registration.files,
+        "location": registration.location,
+        "dagster/row_count": registration.rows,
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name=name, type=sql_type) for name, sql_type in registration.columns]),
+    }
+
+
+@dg.asset(
+    deps=["sample_variants"], group_name="variants", kinds={"duckdb", "glue"},
+    owners=["team:genomics-data-engineering"], automation_condition=_EAGER,
+    description="The `variants` table in the catalog: one view over every sample partition of the variant "
+                "table. New INFO/FORMAT keys from later samples appear as nullable columns.",
+)
+def variants_table(lake: LakeResource, catalog: DuckDbCatalog) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata=_registration_metadata(catalog.register_table("variants", "variants"), lake))
+
+
+@dg.asset(
+    deps=["sample_reference_blocks"], group_name="variants", kinds={"duckdb", "glue"},
+    owners=["team:genomics-data-engineering"], automation_condition=_EAGER,
+    description="The `reference_blocks` table in the catalog: gVCF reference blocks and hom-ref calls per "
+                "sample, for 'covered but not variant' in cohort queries.",
+)
+def reference_blocks_table(lake: LakeResource, catalog: DuckDbCatalog) -> dg.MaterializeResult:
+    registration = catalog.register_table("reference_blocks", "reference_blocks")
+    return dg.MaterializeResult(metadata=_registration_metadata(registration, lake))
+
+
+def samples_arrow_table(records: list[SampleRecord]) -> pa.Table:
+    rows = [vars(r) for r in sorted(records, key=lambda r: r.sample_id)]
+    schema = pa.schema([
+        ("sample_id", pa.string()), ("sample_name", pa.string()), ("source_uri", pa.string()),
+        ("source_key", pa.string()), ("raw_key", pa.string()), ("raw_uri", pa.string()), ("sha256", pa.string()),
+        ("size_bytes", pa.int64()), ("file_format", pa.string()), ("reference_genome", pa.string()),
+        ("caller", pa.string()), ("samples_in_file", pa.int32()), ("registered_at", pa.string()),
+        ("status", pa.string()), ("reason", pa.string()), ("engine", pa.string()), ("engine_version", pa.string()),
+        ("converted_at", pa.string()), ("conversion_seconds", pa.float64()), ("records_read", pa.int64()),
+        ("variant_rows", pa.int64()), ("reference_block_rows", pa.int64()), ("variant_bytes", pa.int64()),
+        ("reference_block_bytes", pa.int64()),
+    ])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+@dg.asset(
+    deps=["raw_vcf", "sample_variants"], group_name="ingest", kinds={"parquet", "duckdb"},
+    owners=["team:genomics-data-engineering"], automation_condition=_EAGER,
+    description="One row per ingested sample: source file, checksum, size, caller and reference genome, "
+                "ingest and conversion times, engine, rows per table, and status (converted / quarantined "
+                "with the reason). How a report row is traced back to its VCF.",
+)
+def samples_table(lake: LakeResource, catalog: DuckDbCatalog) -> dg.MaterializeResult:
+    store = lake.store()
+    records = [SampleRecord.from_json(store.read_bytes(obj.key)) for obj in store.list_objects(SAMPLE_REGISTRY_PREFIX)
+               if obj.key.endswith(".json")]
+    table = samples_arrow_table(records)
+    staged = lake.scratch / "samples.parquet"
+    pq.write_table(table, staged, compression="zstd")
+    store.upload(staged, SAMPLES_TABLE_KEY)
+    registration = catalog.register_file_table("samples", SAMPLES_TABLE_KEY)
+    statuses = {s: sum(1 for r in records if r.status == s) for s in sorted({r.status for r in records})}
+    quarantined = [r for r in records if r.status == "quarantined"]
+    return dg.MaterializeResult(metadata={
+        **_registration_metadata(registration, lake),
+        **{f"samples_{status}": count for status, count in statuses.items()},
+        "quarantined": dg.MetadataValue.md("\n".join(f"- `{r.sample_id}`: {r.reason}" for r in quarantined)
+                                           or "none"),
+    })

@@ -1,0 +1,38 @@
+"""Which landed files are new since the last look (pure: no Dagster, no storage)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from genolake_assets.lib.lake_layout import is_vcf_key
+
+
+@dataclass
+class LandingCursor:
+    """Files already handled, by key → etag. A changed etag means a re-upload: handled again.
+
+    Keys that disappear from the landing zone are forgotten, so the cursor stays the size of
+    the landing zone, not of history.
+    """
+
+    seen: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, raw: str | None) -> LandingCursor:
+        if not raw:
+            return cls()
+        return cls(seen=dict(json.loads(raw).get("seen", {})))
+
+    def dump(self) -> str:
+        return json.dumps({"seen": self.seen}, sort_keys=True)
+
+
+def new_landed_files(listing, cursor: LandingCursor, limit: int) -> tuple[list, LandingCursor]:
+    """The first ``limit`` VCFs (in key order) not yet handled at their current etag, and the
+    cursor to store once they have been handled."""
+    present = {obj.key: obj for obj in listing if is_vcf_key(obj.key)}
+    fresh = [obj for key, obj in sorted(present.items()) if cursor.seen.get(key) != obj.etag][:limit]
+    kept = {key: etag for key, etag in cursor.seen.items() if key in present}
+    kept.update({obj.key: obj.etag for obj in fresh})
+    return fresh, LandingCursor(seen=kept)

@@ -1,0 +1,97 @@
+"""The landing sensor: new VCFs under landing/ become sample partitions and ingest runs.
+
+Restart-safe: the cursor records each handled file's etag and is only advanced in the same
+SensorResult that adds the partitions and requests the runs; run keys carry the etag, so a
+tick replayed after a crash never starts a second run for the same file version.
+"""
+
+
+import dagster as dg
+
+from genolake_assets.assets.partitions import samples_partitions
+from genolake_assets.lib.errors import InputProblem, VcfFormatError
+from genolake_assets.lib.identifiers import InvalidIdentifierError, sample_id_for, sample_id_from_file
+from genolake_assets.lib.lake_layout import LANDING_PREFIX, landing_index_key
+from genolake_assets.lib.landing import LandingCursor, new_landed_files
+from genolake_assets.lib.quarantine import quarantine, safe_file_name
+from genolake_assets.lib.registry import LandingEntry
+from genolake_assets.lib.vcf_header import parse_header
+from genolake_assets.lib.vcf_source import text_lines_of_stream
+from genolake_assets.resources.lake import LakeResource
+
+INGEST_JOB_NAME = "ingest_samples"
+FILES_PER_TICK = 50
+
+
+def _header_of(store, obj):
+    with store.open_read(obj.key) as handle:
+        return parse_header(text_lines_of_stream(handle, store.uri(obj.key)), store.uri(obj.key))
+
+
+def _sample_id(store, name: str, source_key: str, claimed: dict[str, str]) -> str:
+    """The sample's id; a name another landed file already holds gets a file-specific id instead."""
+    sample_id = sample_id_for(name)
+    holder = claimed.get(sample_id)
+    if holder is None and store.exists(landing_index_key(sample_id)):
+        holder = LandingEntry.from_json(store.read_bytes(landing_index_key(sample_id))).source_key
+    if holder is not None and holder != source_key:
+        sample_id = sample_id_from_file(name, source_key)
+    claimed[sample_id] = source_key
+    return sample_id
+
+
+def _entries_for(store, obj, claimed: dict[str, str]) -> list[LandingEntry]:
+    header = _header_of(store, obj)
+    if not header.samples:
+        raise VcfFormatError(store.uri(obj.key), "sites-only VCF (no sample columns): nothing to register",
+                             code="no_samples")
+    return [LandingEntry(sample_id=_sample_id(store, name, obj.key, claimed), sample_name=name,
+                         source_key=obj.key, source_uri=store.uri(obj.key), source_etag=obj.etag,
+                         source_size=obj.size, samples_in_file=len(header.samples)) for name in header.samples]
+
+
+@dg.sensor(
+    name="landing_sensor",
+    job_name=INGEST_JOB_NAME,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Registers each new or re-uploaded VCF under landing/ as one partition per sample and "
+                "requests its ingest (raw_vcf → sample_variants/sample_reference_blocks). A file whose header "
+                "cannot be read is quarantined with the reason.",
+)
+def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
+    store = lake.store()
+    cursor = LandingCursor.parse(context.cursor)
+    fresh, next_cursor = new_landed_files(store.list_objects(LANDING_PREFIX), cursor, FILES_PER_TICK)
+    run_requests: list[dg.RunRequest] = []
+    new_partitions: list[str] = []
+    claimed: dict[str, str] = {}
+    for obj in fresh:
+        try:
+            entries = _entries_for(store, obj, claimed)
+        except (VcfFormatError, InvalidIdentifierError) as exc:
+            problem = exc.detail if isinstance(exc, VcfFormatError) else InputProblem(
+                file=store.uri(obj.key), problem=str(exc), code="unsafe_sample_name")
+            reason = quarantine(store, obj.key, problem, folder=f"landing/{safe_file_name(obj.key)}-{obj.etag[:16]}")
+            context.log.error(f"quarantined {store.uri(obj.key)}: {problem} (copy at {reason['quarantined_copy']})")
+            continue
+        for entry in entries:
+            if entry.sample_id != sample_id_for(entry.sample_name):
+                context.log.warning(f"sample {entry.sample_name!r} of {entry.source_uri} is already held by another "
+                                    f"file; registered as {entry.sample_id}")
+            store.write_bytes(landing_index_key(entry.sample_id), entry.to_json())
+            new_partitions.append(entry.sample_id)
+            run_requests.append(dg.RunRequest(
+                run_key=f"{entry.sample_id}@{obj.key}@{obj.etag}",
+                partition_key=entry.sample_id,
+                tags={"genolake/source_uri": entry.source_uri[:255], "genolake/sample_name": entry.sample_name[:255]},
+            ))
+    if not fresh:
+        return dg.SensorResult(skip_reason="no new VCFs under landing/", cursor=next_cursor.dump())
+    existing = set(context.instance.get_dynamic_partitions(samples_partitions.name)) if context.instance else set()
+    to_add = sorted({p for p in new_partitions if p not in existing})
+    return dg.SensorResult(
+        run_requests=run_requests,
+        dynamic_partitions_requests=[samples_partitions.build_add_request(to_add)] if to_add else [],
+        cursor=next_cursor.dump(),
+    )
