@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -28,7 +29,7 @@ from genolake_assets.lib.parquet_output import PART_NAME, SortedParquetWriter, W
 from genolake_assets.lib.variant_schema import REFERENCE_BLOCKS, TABLES, VARIANTS, schemas
 from genolake_assets.lib.vcf_decode import BatchDecodeError, decode_batch
 from genolake_assets.lib.vcf_header import VcfHeader, read_header
-from genolake_assets.lib.vcf_rows import AlleleLayout, RowCounts, sample_tables
+from genolake_assets.lib.vcf_rows import AlleleLayout, RowCounts, has_row_allele, sample_tables
 from genolake_assets.lib.vcf_source import open_binary
 
 ENGINE = "genolake-arrow"
@@ -160,6 +161,45 @@ def _first_line_with_columns_other_than(header: VcfHeader, expected: int) -> int
     return None
 
 
+def _record_groups(batch: pa.RecordBatch, multi_sample: bool) -> list[tuple[np.ndarray | None, pa.RecordBatch]]:
+    """The batch as (its row numbers or None for all, records) groups decoded one at a time.
+
+    In a single-sample file the records with a variant allele and the reference blocks go to
+    different tables, so decoding them apart yields each table's columns whole: nothing is
+    scattered to the batch's length or filtered back out of it. (Multi-sample rows of one record
+    can land in both tables, so their batches stay whole.)
+    """
+    if multi_sample:
+        return [(None, batch)]
+    variant = has_row_allele(batch.column("ALT"))
+    if variant.all() or not variant.any():
+        return [(None, batch)]
+    groups = []
+    for mask in (~variant, variant):
+        rows = np.flatnonzero(mask)
+        groups.append((rows, batch.filter(pa.array(mask))))
+    return groups
+
+
+def _group_tables(group: pa.RecordBatch, rows: np.ndarray | None, header: VcfHeader, ids: dict[str, str],
+                  multi_sample: bool, table_schemas: dict[str, pa.Schema],
+                  counts: dict[str, RowCounts]) -> list[tuple[tuple[str, str], pa.Table]]:
+    """Decode one record group and route it to each sample's tables; ``rows`` maps errors back to the batch."""
+    try:
+        records = decode_batch(group, header, list(ids))
+    except BatchDecodeError as exc:
+        if rows is not None:
+            exc.row = int(rows[exc.row])
+        raise
+    layout = AlleleLayout.of(records)
+    produced = []
+    for name, sample_id in ids.items():
+        tables, group_counts = sample_tables(records, name, sample_id, multi_sample, header, layout, table_schemas)
+        counts[name].add(group_counts)
+        produced += [((name, table_name), table) for table_name, table in tables.items()]
+    return produced
+
+
 def write_sample_tables(vcf_path: str | Path, out_dir: Path, samples: list[str] | None = None,
                         progress: ProgressCallback | None = None) -> ConversionReport:
     """Convert a VCF into per-sample Parquet files under ``out_dir`` (no atomicity: see convert_vcf)."""
@@ -186,20 +226,15 @@ def write_sample_tables(vcf_path: str | Path, out_dir: Path, samples: list[str] 
     pool = WriterPool(writers, MAX_BUFFERED_BYTES)
     try:
         for batch in _batches(header, sample_names):
+            produced = []
             try:
-                records = decode_batch(batch, header, sample_names)
-                layout = AlleleLayout.of(records)
-                produced = []
-                for name in targets:
-                    tables, batch_counts = sample_tables(records, name, ids[name], multi_sample, header, layout,
-                                                         table_schemas)
-                    counts[name].add(batch_counts)
-                    produced += [((name, table_name), table) for table_name, table in tables.items()]
-                pool.submit(produced)
+                for rows, group in _record_groups(batch, multi_sample):
+                    produced += _group_tables(group, rows, header, ids, multi_sample, table_schemas, counts)
             except BatchDecodeError as exc:
                 line = header.header_lines + records_read + exc.row + 1
                 raise VcfFormatError(header.path, exc.problem, line=line, field=exc.field,
                                      code="invalid_value") from None
+            pool.submit(produced)
             records_read += batch.num_rows
             if progress is not None:
                 progress(records_read, batch.nbytes)

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from genolake_assets.lib.vcf_fields import (
     ValueTypeError,
+    absent,
     list_offsets,
     list_parents,
     list_values,
@@ -119,7 +120,7 @@ def decode_info(info: pa.Array, header: VcfHeader, length: int) -> tuple[dict[st
         columns[fdef.column] = _typed(picked, fdef, rows, length)
     for fdef in header.info.values():
         if fdef.column not in columns:
-            columns[fdef.column] = _typed(pa.array([], pa.string()), fdef, np.array([], np.int64), length)
+            columns[fdef.column] = absent(fdef, length)
     return columns, _undeclared(flat_pairs, parents, codes, undeclared_codes, length)
 
 
@@ -210,7 +211,7 @@ def decode_sample(fmt: pa.Array, sample: pa.Array, header: VcfHeader, length: in
         fields[fdef.column] = _typed(compact, fdef, rows, length)
     for key, fdef in header.format.items():
         if key != "GT" and fdef.column not in fields:
-            fields[fdef.column] = _typed(pa.array([], pa.string()), fdef, np.array([], np.int64), length)
+            fields[fdef.column] = absent(fdef, length)
     return SampleColumns(gt=gt, gt_phased=phased, fields=fields)
 
 

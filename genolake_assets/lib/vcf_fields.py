@@ -107,11 +107,20 @@ def _typed_lists(values: pa.Array, fdef: FieldDef) -> pa.ListArray:
 _NUMPY_TYPES = {pa.int32(): np.int32, pa.float64(): np.float64, pa.bool_(): np.bool_}
 
 
+def absent(fdef: FieldDef, length: int) -> pa.Array:
+    """The column of a key that no record of the batch carries: all null (a Flag: all false)."""
+    if fdef.type == "Flag":
+        return pa.array(np.zeros(length, dtype=bool))
+    return pa.nulls(length, arrow_type(fdef))
+
+
 def typed_at(values: pa.Array, rows: np.ndarray, length: int, fdef: FieldDef) -> pa.Array:
     """Type the raw strings present at ``rows`` (sorted) and spread them over ``length`` records.
 
     Typing happens on the compact values only, so a key that few records carry costs little.
     """
+    if len(rows) == 0:
+        return absent(fdef, length)
     typed = typed_values(values, fdef)
     if len(rows) == length:
         return typed

@@ -16,6 +16,7 @@ from genolake_assets.lib.vcf_split import downcode_gt, downcode_gt_string, gq_fr
 
 SYMBOLIC_REFERENCE = ("<NON_REF>", "<*>")
 SPANNING_DELETION = "*"
+NO_ROW_ALLELES = (*SYMBOLIC_REFERENCE, SPANNING_DELETION, ".")
 
 
 @dataclass
@@ -63,6 +64,13 @@ class AlleleLayout:
                    np.bincount(record[star], minlength=length), alleles)
 
 
+def has_row_allele(alt: pa.Array) -> np.ndarray:
+    """Per record: whether an ALT allele of it makes a variant row (one not in NO_ROW_ALLELES)."""
+    alts = pc.split_pattern(alt, ",")
+    makes_row = ~pc.is_in(list_values(alts), pa.array(NO_ROW_ALLELES)).to_numpy(zero_copy_only=False)
+    return np.bincount(list_parents(alts)[makes_row], minlength=len(alt)) > 0
+
+
 def _concat_lists(refs: pa.ListArray, alts: pa.ListArray, dot: np.ndarray) -> pa.ListArray:
     """Per record [REF] + ALTs, without the '.' placeholder of a record with no ALT."""
     alt_flat = list_values(alts).filter(pa.array(~dot))
@@ -101,16 +109,20 @@ def _variant_id(contig: pa.Array, pos: pa.Array, ref: pa.Array, alt: pa.Array) -
 
 
 def _selector(rows: np.ndarray, length: int):
-    """Filtering by mask is cheaper than take for the common 'most rows' case."""
+    """A function picking ``rows`` out of a record-level column."""
     if len(rows) == length and (length == 0 or (rows[0] == 0 and np.all(np.diff(rows) == 1))):
         return lambda values: values
     if len(rows) * 4 > length and np.all(np.diff(rows) > 0):
+        # Filtering by mask is cheaper than take for the common 'most rows' case.
         mask = np.zeros(length, dtype=bool)
         mask[rows] = True
         arrow_mask = pa.array(mask)
-        return lambda values: values.filter(arrow_mask)
-    indices = pa.array(rows, pa.int64())
-    return lambda values: values.take(indices)
+        pick = lambda values: values.filter(arrow_mask)  # noqa: E731
+    else:
+        indices = pa.array(rows, pa.int64())
+        pick = lambda values: values.take(indices)  # noqa: E731
+    # Most INFO/FORMAT columns are null in most batches of a gVCF: skip copying them.
+    return lambda values: pa.nulls(len(rows), values.type) if values.null_count == len(values) else pick(values)
 
 
 def _common(records: RecordBatch, sample: SampleColumns, rows: np.ndarray, ids: tuple[str, str],

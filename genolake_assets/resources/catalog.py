@@ -101,7 +101,7 @@ class DuckDbCatalog(dg.ConfigurableResource):
 
     def query(self, sql: str, parameters: list | None = None) -> pa.Table:
         with self._connect(read_only=True) as con:
-            return con.execute(sql, parameters or []).to_arrow_table()
+            return con.sql(sql, params=parameters or None).to_arrow_table()
 
     def sql_type_of(self, arrow_schema: pa.Schema) -> dict[str, str]:
         """The SQL types DuckDB gives an Arrow schema (to compare a new file with the catalog)."""

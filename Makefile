@@ -1,0 +1,31 @@
+# One-command set-up: `make demo` runs the ingest end to end on the bundled data; `make test` runs the suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOME_DIR ?= $(CURDIR)/.genolake
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install demo test ui benchmark clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+demo: install
+	$(BIN)/genolake demo --home $(HOME_DIR) --fresh
+
+test: install
+	$(BIN)/python -m pytest -q
+
+ui: install
+	GENOLAKE_HOME=$(HOME_DIR) DAGSTER_HOME=$(HOME_DIR)/dagster_home $(BIN)/dagster dev
+
+benchmark: install
+	$(BIN)/python benchmarks/convert.py
+
+clean:
+	rm -rf $(VENV) $(HOME_DIR) .pytest_cache

@@ -1,0 +1,14 @@
+"""The code location loads as `dagster dev` would load it."""
+
+import dagster as dg
+
+
+def test_definitions_load_with_the_local_profile(lake_home):
+    from genolake_assets.definitions import defs
+
+    dg.Definitions.validate_loadable(defs)
+    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {"raw_vcf", "sample_variants", "sample_reference_blocks", "variants_table", "reference_blocks_table",
+            "samples_table"} <= keys
+    assert defs.get_sensor_def("landing_sensor")
+    assert defs.get_job_def("ingest_samples").partitions_def.name == "samples"
