@@ -176,8 +176,10 @@ def _record_groups(batch: pa.RecordBatch, multi_sample: bool) -> list[tuple[np.n
         return [(None, batch)]
     groups = []
     for mask in (~variant, variant):
-        rows = np.flatnonzero(mask)
-        groups.append((rows, batch.filter(pa.array(mask))))
+        arrow_mask = pa.array(mask)
+        # Column by column: RecordBatch.filter is about twice as slow here.
+        group = pa.RecordBatch.from_arrays([column.filter(arrow_mask) for column in batch.columns], schema=batch.schema)
+        groups.append((np.flatnonzero(mask), group))
     return groups
 
 

@@ -16,10 +16,14 @@ import pyarrow.compute as pc
 from genolake_assets.lib.vcf_fields import (
     ValueTypeError,
     absent,
+    distinct_pairs,
+    first_row_with,
     list_offsets,
     list_parents,
     list_values,
     null_dots,
+    repetitive,
+    take_or_nulls,
     typed_at,
     typed_values,
 )
@@ -42,6 +46,13 @@ class SampleColumns:
     gt: pa.ListArray | None  # list<int16>, null when the sample has no GT
     gt_phased: pa.BooleanArray | None
     fields: dict[str, pa.Array]  # FORMAT column name -> typed array (GT excluded)
+
+    def take(self, indices: pa.Array) -> SampleColumns:
+        return SampleColumns(
+            gt=None if self.gt is None else self.gt.take(indices),
+            gt_phased=None if self.gt_phased is None else self.gt_phased.take(indices),
+            fields={name: take_or_nulls(values, indices) for name, values in self.fields.items()},
+        )
 
 
 @dataclass
@@ -173,7 +184,23 @@ class _GenotypeError(ValueError):
 
 
 def decode_sample(fmt: pa.Array, sample: pa.Array, header: VcfHeader, length: int) -> SampleColumns:
-    """Pick each FORMAT key's value for one sample column."""
+    """Pick each FORMAT key's value for one sample column.
+
+    A gVCF's reference blocks repeat a few thousand distinct (FORMAT, sample) strings over
+    millions of records: then each distinct pair is decoded once and the results spread by take.
+    """
+    if not repetitive(sample):
+        return _decode_sample_values(fmt, sample, header, length)
+    indices, distinct_fmt, distinct_sample = distinct_pairs(fmt, sample)
+    try:
+        columns = _decode_sample_values(distinct_fmt, distinct_sample, header, len(distinct_sample))
+    except BatchDecodeError as exc:
+        exc.row = first_row_with(indices, exc.row)
+        raise
+    return columns.take(indices)
+
+
+def _decode_sample_values(fmt: pa.Array, sample: pa.Array, header: VcfHeader, length: int) -> SampleColumns:
     fmt_dict = pc.dictionary_encode(fmt)
     fmt_codes = fmt_dict.indices.to_numpy(zero_copy_only=False)
     values = pc.split_pattern(sample, ":")

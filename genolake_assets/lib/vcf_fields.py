@@ -144,6 +144,41 @@ def scatter(values: pa.Array, rows: np.ndarray, length: int) -> pa.Array:
     return values.take(pa.array(take, mask=take < 0))
 
 
+REPETITION_PROBE = 4096
+
+
+def repetitive(values: pa.Array) -> bool:
+    """Whether decoding each distinct value once is worth a hash pass (judged on a prefix)."""
+    probe = values.slice(0, REPETITION_PROBE)
+    return len(probe) > 0 and len(pc.unique(probe)) * 4 < len(probe)
+
+
+def distinct_pairs(first: pa.Array, second: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """(indices, distinct firsts, distinct seconds): row i holds the pair at ``indices[i]``."""
+    first_codes = pc.dictionary_encode(first)
+    second_codes = pc.dictionary_encode(second)
+    if len(first_codes.dictionary) == 1:
+        width = len(second_codes.dictionary)
+        return second_codes.indices, first_codes.dictionary.take(np.zeros(width, np.int32)), second_codes.dictionary
+    width = len(second_codes.dictionary)
+    combined = first_codes.indices.to_numpy().astype(np.int64) * width + second_codes.indices.to_numpy()
+    pairs = pc.dictionary_encode(pa.array(combined))
+    distinct = pairs.dictionary.to_numpy()
+    return (pairs.indices, first_codes.dictionary.take(pa.array(distinct // width)),
+            second_codes.dictionary.take(pa.array(distinct % width)))
+
+
+def first_row_with(indices: pa.Array, code: int) -> int:
+    """The first row whose dictionary index is ``code`` (to report an error found in a dictionary)."""
+    return int(np.flatnonzero(indices.to_numpy() == code)[0])
+
+
+def take_or_nulls(values: pa.Array, indices: pa.Array) -> pa.Array:
+    if values.null_count == len(values):
+        return pa.nulls(len(indices), values.type)
+    return values.take(indices)
+
+
 def list_offsets(lists: pa.ListArray) -> np.ndarray:
     """Offsets of a ListArray as numpy, relative to :func:`list_values` (slice-safe)."""
     offsets = lists.offsets.to_numpy()

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 
 from genolake_assets.lib.variant_schema import REFERENCE_BLOCKS, SPLIT_REWRITTEN_FORMAT, VARIANTS
 from genolake_assets.lib.vcf_decode import RecordBatch, SampleColumns
-from genolake_assets.lib.vcf_fields import list_offsets, list_parents, list_values
+from genolake_assets.lib.vcf_fields import distinct_pairs, list_offsets, list_parents, list_values
 from genolake_assets.lib.vcf_header import VcfHeader
 from genolake_assets.lib.vcf_split import downcode_gt, downcode_gt_string, gq_from_pl, min_rep, split_ad, split_pl
 
@@ -58,24 +58,37 @@ class AlleleLayout:
         real = ~(symbolic | star | dot)
         length = records.length
         n_alleles = 1 + np.bincount(record[~dot], minlength=length)
-        ref_lists = pa.ListArray.from_arrays(pa.array(np.arange(length + 1, dtype=np.int32)), records.ref)
-        alleles = _concat_lists(ref_lists, alts, dot)
+        alleles = record_alleles(records.ref, records.alt)
         return cls(record, index, real, n_alleles, np.bincount(record[real], minlength=length),
                    np.bincount(record[star], minlength=length), alleles)
 
 
 def has_row_allele(alt: pa.Array) -> np.ndarray:
     """Per record: whether an ALT allele of it makes a variant row (one not in NO_ROW_ALLELES)."""
-    alts = pc.split_pattern(alt, ",")
+    codes = pc.dictionary_encode(alt)
+    alts = pc.split_pattern(codes.dictionary, ",")
     makes_row = ~pc.is_in(list_values(alts), pa.array(NO_ROW_ALLELES)).to_numpy(zero_copy_only=False)
-    return np.bincount(list_parents(alts)[makes_row], minlength=len(alt)) > 0
+    per_distinct = np.bincount(list_parents(alts)[makes_row], minlength=len(alts)) > 0
+    return per_distinct[codes.indices.to_numpy()]
 
 
-def _concat_lists(refs: pa.ListArray, alts: pa.ListArray, dot: np.ndarray) -> pa.ListArray:
-    """Per record [REF] + ALTs, without the '.' placeholder of a record with no ALT."""
+def record_alleles(ref: pa.Array, alt: pa.Array) -> pa.ListArray:
+    """Per record [REF] + ALTs, without the '.' placeholder of a record with no ALT.
+
+    Built once per distinct (REF, ALT) pair when they repeat (a gVCF's blocks have a handful).
+    """
+    indices, distinct_ref, distinct_alt = distinct_pairs(ref, alt)
+    if len(distinct_ref) * 4 < len(ref):
+        return _concat_alleles(distinct_ref, distinct_alt).take(indices)
+    return _concat_alleles(ref, alt)
+
+
+def _concat_alleles(ref: pa.Array, alt: pa.Array) -> pa.ListArray:
+    alts = pc.split_pattern(alt, ",")
+    dot = pc.equal(list_values(alts), ".").to_numpy(zero_copy_only=False)
     alt_flat = list_values(alts).filter(pa.array(~dot))
     alt_record = list_parents(alts)[~dot]
-    length = len(refs)
+    length = len(ref)
     counts = 1 + np.bincount(alt_record, minlength=length)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
     positions = np.empty(offsets[-1], dtype=np.int64)
@@ -84,7 +97,7 @@ def _concat_lists(refs: pa.ListArray, alts: pa.ListArray, dot: np.ndarray) -> pa
     is_ref[ref_slots] = True
     positions[is_ref] = np.arange(length)
     positions[~is_ref] = length + np.arange(len(alt_flat))
-    values = pa.concat_arrays([list_values(refs), alt_flat]).take(pa.array(positions))
+    values = pa.concat_arrays([ref, alt_flat]).take(pa.array(positions))
     return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 

@@ -2,54 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
-from moto.server import ThreadedMotoServer
 
 from genolake_assets.resources.object_store import LocalObjectStore
-from genolake_assets.resources.s3_store import S3ObjectStore, s3_client
-
-FAKE_AWS_ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    # Keep a developer's own ~/.aws files and profile out of the tests.
-    "AWS_CONFIG_FILE": "/nonexistent/genolake-test-aws-config",
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/genolake-test-aws-credentials",
-}
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint():
-    """The URL of a moto server on a free local port, with fake credentials in the environment."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in FAKE_AWS_ENVIRONMENT.items():
-            patch.setenv(name, value)
-        patch.delenv("AWS_PROFILE", raising=False)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        try:
-            yield f"http://{host}:{port}"
-        finally:
-            server.stop()
-
-
-@pytest.fixture(scope="session")
-def raw_s3(moto_endpoint):
-    """A plain client for looking at the bucket behind a store's back."""
-    return s3_client(endpoint_url=moto_endpoint)
-
-
-@pytest.fixture
-def bucket(raw_s3):
-    """A fresh, empty bucket for each test."""
-    name = f"genolake-test-{uuid.uuid4().hex[:12]}"
-    raw_s3.create_bucket(Bucket=name)
-    return name
-
+from genolake_assets.resources.s3_store import S3ObjectStore
 
 @pytest.fixture
 def make_s3_store(moto_endpoint, bucket):
