@@ -10,6 +10,7 @@ from pathlib import Path
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "data" / "vcf"
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass
@@ -40,7 +41,9 @@ def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, ech
         shutil.rmtree(home)
     dagster_home = home / "dagster_home"
     dagster_home.mkdir(parents=True, exist_ok=True)
-    (dagster_home / "dagster.yaml").touch()
+    settings = dagster_home / "dagster.yaml"
+    if not settings.exists():
+        settings.write_text("telemetry:\n  enabled: false\n")
     os.environ.update(GENOLAKE_PROFILE="local", GENOLAKE_HOME=str(home), DAGSTER_HOME=str(dagster_home))
 
     import dagster as dg
@@ -68,11 +71,11 @@ def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, ech
     for source, keys in by_file.items():
         tags = {RANGE_START: keys[0], RANGE_END: keys[-1]} if len(keys) > 1 else {}
         run = job.execute_in_process(instance=instance, partition_key=None if tags else keys[0], tags=tags,
-                                     raise_on_error=False)
+                                     raise_on_error=False, run_config=QUIET_LOGS)
         failures += 0 if run.success else 1
         echo(f"  {'ok ' if run.success else 'FAILED'} {len(keys):>3} sample(s) from {Path(source).name} "
              f"(run {run.run_id[:8]})")
-    defs.get_job_def("refresh_catalog").execute_in_process(instance=instance)
+    defs.get_job_def("refresh_catalog").execute_in_process(instance=instance, run_config=QUIET_LOGS)
     return _summary(home, dagster_home, defs.resources["catalog"], store, time.perf_counter() - started)
 
 

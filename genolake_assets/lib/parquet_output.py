@@ -11,11 +11,15 @@ import pyarrow.parquet as pq
 
 PART_NAME = "part-00000.parquet"
 ROW_GROUP_ROWS = 131_072
+# In-memory Arrow bytes after which a writer's buffer is written even if short of ROW_GROUP_ROWS.
+ROW_GROUP_MAX_BYTES = 32 << 20
 # Delta encoding beats dictionaries for sorted integer positions (INFO END too: in a gVCF it is
 # nearly unique per row, so its dictionary overflowed and fell back to plain values).
 DELTA_COLUMNS = ("pos", "end", "info_end")
 # Higher levels cost a third more writer CPU for under 1% smaller files on gVCF data.
 ZSTD_LEVEL = 3
+# Batches of tables waiting for the writer thread.
+WRITE_QUEUE_BATCHES = 4
 
 
 def partition_dir(root: Path, table: str, sample_id: str) -> Path:
@@ -34,6 +38,7 @@ class SortedParquetWriter:
         self._last: int | None = None
         self._buffer: list[pa.Table] = []
         self._buffered = 0
+        self._buffered_bytes = 0
         self._writer: pq.ParquetWriter | None = None
 
     def _open(self) -> pq.ParquetWriter:
@@ -69,21 +74,37 @@ class SortedParquetWriter:
         table = self._in_order(table)
         self._buffer.append(table)
         self._buffered += table.num_rows
+        self._buffered_bytes += table.get_total_buffer_size()
         self.rows += table.num_rows
         if self._buffered >= ROW_GROUP_ROWS:
+            self._write_full_row_groups()
+        elif self._buffered_bytes >= ROW_GROUP_MAX_BYTES:
+            # A sparse table (a gVCF's variants) would otherwise hold most of its rows until close.
             self.flush()
 
+    def _write_full_row_groups(self) -> None:
+        """Write whole ROW_GROUP_ROWS groups; the remainder stays buffered for the next one."""
+        buffered = pa.concat_tables(self._buffer)
+        full = buffered.num_rows - buffered.num_rows % ROW_GROUP_ROWS
+        self._write(buffered.slice(0, full))
+        rest = buffered.slice(full)
+        self._buffer = [rest] if rest.num_rows else []
+        self._buffered = rest.num_rows
+        self._buffered_bytes = rest.get_total_buffer_size()
+
     def flush(self) -> None:
-        if not self._buffer:
-            return
+        if self._buffer:
+            self._write(pa.concat_tables(self._buffer))
+        self._buffer, self._buffered, self._buffered_bytes = [], 0, 0
+
+    def _write(self, table: pa.Table) -> None:
         if self._writer is None:
             self._writer = self._open()
-        self._writer.write_table(pa.concat_tables(self._buffer), row_group_size=ROW_GROUP_ROWS)
-        self._buffer, self._buffered = [], 0
+        self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
 
     @property
     def buffered_bytes(self) -> int:
-        return sum(t.nbytes for t in self._buffer)
+        return self._buffered_bytes
 
     def close(self) -> None:
         self.flush()
@@ -130,7 +151,7 @@ class WriterPool:
 
         self.writers = writers
         self._max_buffered = max_buffered_bytes
-        self._queue: queue.Queue = queue.Queue(maxsize=4)
+        self._queue: queue.Queue = queue.Queue(maxsize=WRITE_QUEUE_BATCHES)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="parquet-writer", daemon=True)
         self._thread.start()

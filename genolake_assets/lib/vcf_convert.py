@@ -35,6 +35,8 @@ from genolake_assets.lib.vcf_source import open_binary
 ENGINE = "genolake-arrow"
 ENGINE_VERSION = "1"
 BLOCK_BYTES = 16 << 20
+# Parsed batches waiting for the decoder; with the writer's queue this bounds memory.
+READ_AHEAD_BATCHES = 2
 # Flush every writer when this much is buffered (matters for wide multi-sample fan-outs).
 MAX_BUFFERED_BYTES = 512 << 20
 
@@ -105,7 +107,7 @@ def _batches(header: VcfHeader, sample_names: list[str]) -> Iterator[pa.RecordBa
     wanted = names[:9] + sample_names if header.samples else names
     convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in wanted}, include_columns=wanted,
                                    strings_can_be_null=False, null_values=[], quoted_strings_can_be_null=False)
-    handoff: queue.Queue = queue.Queue(maxsize=2)
+    handoff: queue.Queue = queue.Queue(maxsize=READ_AHEAD_BATCHES)
     stop = threading.Event()
 
     def produce() -> None:

@@ -98,20 +98,44 @@ def _cast_core(values: pa.Array, target: pa.DataType, field: str) -> pa.Array:
         raise
 
 
-def decode_info(info: pa.Array, header: VcfHeader, length: int) -> tuple[dict[str, pa.Array], pa.Array]:
+def _info_pairs(info: pa.Array, length: int) -> tuple[pa.Array, np.ndarray]:
+    """Every 'KEY=value' or 'FLAG' entry of the batch, and the record each belongs to."""
     pairs = pc.split_pattern(null_dots(info), ";")
-    parents = list_parents(pairs)
     flat_pairs = list_values(pairs)
-    key_value = pc.split_pattern(flat_pairs, "=", max_splits=1)
+    if len(flat_pairs) == length and pairs.null_count == 0:
+        return flat_pairs, np.arange(length)  # one entry per record, as in a gVCF's 'END=n' blocks
+    return flat_pairs, list_parents(pairs)
+
+
+def _keys_and_values(pairs: pa.Array) -> tuple[np.ndarray, list[str], pa.Array]:
+    """(key code of each entry, key names, value strings: null for a Flag, which has no '=')."""
+    if len(pairs):
+        only_key = _the_only_key(pairs)
+        if only_key is not None:
+            values = pc.utf8_slice_codeunits(pairs, len(only_key) + 1)
+            return np.zeros(len(pairs), np.int32), [only_key], values
+    key_value = pc.split_pattern(pairs, "=", max_splits=1)
     kv_offsets = list_offsets(key_value)
     kv_values = list_values(key_value)
     has_value = np.diff(kv_offsets) > 1
     keys = pc.dictionary_encode(kv_values.take(pa.array(kv_offsets[:-1])))
     value_slots = np.where(has_value, kv_offsets[:-1] + 1, -1)
     values = kv_values.take(pa.array(value_slots, mask=~has_value))
-    # A Flag has no '=': its value is null here, so present flags get a placeholder below.
-    codes = keys.indices.to_numpy()
-    names = keys.dictionary.to_pylist()
+    return keys.indices.to_numpy(), keys.dictionary.to_pylist(), values
+
+
+def _the_only_key(pairs: pa.Array) -> str | None:
+    """The key, when every entry is 'KEY=value' with the same KEY (a gVCF's reference blocks: END)."""
+    first = pairs[0].as_py()
+    if "=" not in first:
+        return None
+    key = first.split("=", 1)[0]
+    return key if pc.all(pc.starts_with(pairs, key + "=")).as_py() else None
+
+
+def decode_info(info: pa.Array, header: VcfHeader, length: int) -> tuple[dict[str, pa.Array], pa.Array]:
+    flat_pairs, parents = _info_pairs(info, length)
+    codes, names, values = _keys_and_values(flat_pairs)
     columns: dict[str, pa.Array] = {}
     undeclared_codes = []
     for code, name in enumerate(names):
@@ -125,7 +149,7 @@ def decode_info(info: pa.Array, header: VcfHeader, length: int) -> tuple[dict[st
         if len(rows) > 1 and np.any(rows[1:] == rows[:-1]):
             row = int(rows[1:][rows[1:] == rows[:-1]][0])
             raise BatchDecodeError(row, f"INFO/{name}", f"key {name!r} appears twice in one record")
-        picked = values.take(pa.array(where))
+        picked = values if len(where) == len(values) else values.take(pa.array(where))
         if fdef.type == "Flag":
             picked = pa.array(np.zeros(len(where), dtype=np.int8)).cast(pa.string())
         columns[fdef.column] = _typed(picked, fdef, rows, length)
