@@ -7,7 +7,7 @@ import dagster as dg
 
 from genolake_assets.assets.batch import each_partition, fail_for_bad_partitions
 from genolake_assets.assets.partitions import samples_partitions
-from genolake_assets.assets.records import load_landing, load_record, save_record
+from genolake_assets.assets.records import load_landing, load_record, mark_quarantined, save_record
 from genolake_assets.lib.errors import VcfFormatError
 from genolake_assets.lib.lake_layout import raw_vcf_key
 from genolake_assets.lib.quarantine import quarantine, safe_file_name
@@ -21,7 +21,10 @@ from genolake_assets.resources.lake import LakeResource
 def register_sample(lake: LakeResource, sample_id: str) -> SampleRecord:
     """Validate the landed file of ``sample_id`` and copy it, content-addressed, into raw/."""
     store = lake.store()
-    landing = load_landing(store, sample_id)
+    try:
+        landing = load_landing(store, sample_id)
+    except FileNotFoundError as exc:
+        raise dg.Failure(description=str(exc)) from exc
     record = SampleRecord(sample_id=sample_id, sample_name=landing.sample_name, source_uri=landing.source_uri,
                           source_key=landing.source_key, samples_in_file=landing.samples_in_file)
     try:
@@ -33,10 +36,9 @@ def register_sample(lake: LakeResource, sample_id: str) -> SampleRecord:
         verify_readable(local)
     except (VcfFormatError, FileNotFoundError) as exc:
         problem = exc.detail if isinstance(exc, VcfFormatError) else None
-        record.status, record.reason = "quarantined", str(exc)
         if problem is not None:
             quarantine(store, landing.source_key, problem, folder=sample_id)
-        save_record(store, record)
+        mark_quarantined(store, record, str(exc))
         raise dg.Failure(description=f"{sample_id}: {exc}", metadata={"sample_id": sample_id,
                                                                        "source_uri": landing.source_uri,
                                                                        "reason": str(exc)}) from exc

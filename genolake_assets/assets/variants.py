@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from genolake_assets.assets.batch import each_partition, fail_for_bad_partitions
 from genolake_assets.assets.partitions import samples_partitions
-from genolake_assets.assets.records import load_record, save_record
+from genolake_assets.assets.records import load_record, mark_quarantined, save_published, save_record
 from genolake_assets.lib.errors import InputProblem, VcfFormatError
 from genolake_assets.lib.lake_layout import partition_key
 from genolake_assets.lib.quarantine import quarantine
@@ -46,9 +46,8 @@ def schema_conflicts(staged: Path, catalog_columns: dict[str, str] | None, catal
 
 
 def _fail(lake: LakeResource, record: SampleRecord, problem: InputProblem) -> dg.Failure:
-    record.status, record.reason = "quarantined", str(problem)
     quarantine(lake.store(), record.raw_key or record.source_key, problem, folder=record.sample_id)
-    save_record(lake.store(), record)
+    mark_quarantined(lake.store(), record, str(problem))
     return dg.Failure(description=str(problem), metadata={"sample_id": record.sample_id, **problem.as_dict()})
 
 
@@ -70,7 +69,7 @@ def convert_samples(lake: LakeResource, converter: ConverterResource, catalog: D
     catalog_columns = {t: catalog.table_columns(CATALOG_TABLE_OF[t]) for t in TABLES}
     published: dict[str, dict] = {}
     for raw_key, ids in by_file.items():
-        names = [records[i].sample_name for i in ids]
+        names = {records[i].sample_name: i for i in ids}
         with tempfile.TemporaryDirectory(dir=lake.scratch, prefix="convert-") as tmp:
             started = time.perf_counter()
             try:
@@ -113,6 +112,7 @@ def _publish(lake, catalog, catalog_columns, record: SampleRecord, sample, repor
     record.variant_rows, record.reference_block_rows = sample.variant_rows, sample.reference_block_rows
     record.variant_bytes, record.reference_block_bytes = sample.bytes[VARIANTS], sample.bytes[REFERENCE_BLOCKS]
     save_record(store, record)
+    save_published(store, record)
     return {"record": record, "sample": sample, "uris": uris, "added_columns": added_columns,
             "records_read": report.records_read}
 

@@ -8,6 +8,7 @@ from genolake_assets.lib.parquet_output import PART_NAME
 LANDING_PREFIX = "landing/"
 LANDING_INDEX_PREFIX = "ingest/landing_index/"
 SAMPLE_REGISTRY_PREFIX = "registry/samples/"
+PUBLISHED_REGISTRY_PREFIX = "registry/published/"
 RAW_VCF_PREFIX = "raw/vcf/"
 QUARANTINE_PREFIX = "quarantine/"
 SAMPLES_TABLE_KEY = "samples/part-00000.parquet"
@@ -24,6 +25,10 @@ def landing_index_key(sample_id: str) -> str:
 
 def sample_registry_key(sample_id: str) -> str:
     return f"{SAMPLE_REGISTRY_PREFIX}{require_safe_sample_id(sample_id)}.json"
+
+
+def published_record_key(sample_id: str) -> str:
+    return f"{PUBLISHED_REGISTRY_PREFIX}{require_safe_sample_id(sample_id)}.json"
 
 
 def raw_vcf_key(sha256: str, file_name: str) -> str:

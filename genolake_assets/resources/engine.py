@@ -16,9 +16,10 @@ class ConverterResource(dg.ConfigurableResource):
 
     engine: str = "arrow"
 
-    def convert(self, vcf_path: Path, sample_names: list[str], staging: Path) -> ConversionReport:
+    def convert(self, vcf_path: Path, sample_ids: dict[str, str], staging: Path) -> ConversionReport:
+        """Convert the samples ``sample_ids`` names (VCF name → the id they are registered under)."""
         if self.engine != "arrow":
             raise ValueError(f"unknown conversion engine {self.engine!r} (available: arrow)")
-        report = write_sample_tables(vcf_path, staging, sample_names)
+        report = write_sample_tables(vcf_path, staging, list(sample_ids), sample_ids=sample_ids)
         verify_outputs(report, schemas(read_header(vcf_path)))
         return report

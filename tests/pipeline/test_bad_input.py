@@ -336,22 +336,13 @@ def test_missing_info_array_vcf_is_valid_and_converts_both_samples(scenario):
     runs = scenario.runs_of("missingInfoArray.vcf")
     assert len(runs) == 2 and all(r.success for r in runs.values())
     for sample_id in runs:
-        assert pq.read_metadata(scenario.root / "variants" / f"sample_id={sample_id}" / "part-00000.parquet").num_rows > 0
+        part = scenario.root / "variants" / f"sample_id={sample_id}" / "part-00000.parquet"
+        assert pq.read_metadata(part).num_rows > 0
         assert scenario.record(sample_id)["status"] == "converted"
     names = {r["sample_name"] for r in scenario.query("SELECT DISTINCT sample_name FROM variants")}
     assert {"C1046::HG02024", "C1046::HG02025"} <= names
 
 
-FILE_SPECIFIC_ID_BUG = (
-    "product bug: a sample whose name is already held by another landed file is registered by the landing "
-    "sensor under a file-specific id (sample_id_from_file: '<id>-f<hash>') and published at "
-    "variants/sample_id=<id>-f<hash>/, but the converter (vcf_convert.write_sample_tables) writes "
-    "sample_id_for(name) into the Parquet sample_id column, so the catalog attributes the rows to the "
-    "other file's sample id"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=FILE_SPECIFIC_ID_BUG)
 def test_sample_id_column_matches_the_partition_it_is_published_in(scenario):
     for table in ("variants", "reference_blocks"):
         for folder in sorted((scenario.root / table).iterdir()):
@@ -361,7 +352,6 @@ def test_sample_id_column_matches_the_partition_it_is_published_in(scenario):
             assert values <= {partition_id}, f"{table}/{folder.name} holds rows of {values}"
 
 
-@pytest.mark.xfail(strict=True, reason=FILE_SPECIFIC_ID_BUG)
 def test_second_file_for_a_converted_sample_is_queryable_under_its_own_id(scenario):
     (second_id, result), = scenario.runs_of("HG00190.second_run.vcf").items()
     assert result.success and second_id.startswith(f"{GOOD}-f")
@@ -407,6 +397,7 @@ def test_every_file_stays_under_the_lake_home(scenario):
             relative = path.relative_to(root).as_posix()
             if not relative.startswith("_tags"):
                 require_safe_key(relative)
-    converted = sorted(r["sample_id"] for r in scenario.query("SELECT sample_id FROM samples WHERE status = 'converted'"))
+    converted = sorted(r["sample_id"]
+                       for r in scenario.query("SELECT sample_id FROM samples WHERE status = 'converted'"))
     for table in ("variants", "reference_blocks"):
         assert sorted(p.name for p in (root / table).iterdir()) == [f"sample_id={i}" for i in converted]

@@ -133,5 +133,6 @@ def test_conflicting_type_for_an_existing_key_is_quarantined_and_catalog_unchang
     assert variant_count(resources) == counts_before
     assert resources["catalog"].query("SELECT count(*) AS n FROM reference_blocks").to_pylist()[0]["n"] == blocks_before
     assert resources["catalog"].table_columns("variants") == columns_before
-    samples = {r["sample_id"]: r for r in resources["catalog"].query("SELECT sample_id, status FROM samples").to_pylist()}
+    samples = {r["sample_id"]: r
+               for r in resources["catalog"].query("SELECT sample_id, status FROM samples").to_pylist()}
     assert samples["DRIFTED1"]["status"] == "quarantined" and samples["HG00190"]["status"] == "converted"
