@@ -26,7 +26,7 @@ from polarsbio_env import PolarsBioUnavailable, ensure_polars_bio_python
 RUNNERS_DIR = Path(__file__).resolve().parent / "runners"
 PYTHON = sys.executable
 GIB_IN_MIB = 1024
-FLAT_RSS_MAX_RATIO = 1.5  # 5x the records may cost at most 1.5x the peak RSS
+FLAT_RSS_MAX_RATIO = 1.3  # 5x the records may cost at most 1.3x the peak RSS
 FULL_RECORDS = 5_000_000
 FULL_BASELINE_RECORDS = 500_000
 QUICK_RECORDS = 200_000

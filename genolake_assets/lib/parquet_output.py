@@ -19,11 +19,16 @@ DELTA_COLUMNS = ("pos", "end", "info_end")
 # Higher levels cost a third more writer CPU for under 1% smaller files on gVCF data.
 ZSTD_LEVEL = 3
 # Batches of tables waiting for the writer thread.
-WRITE_QUEUE_BATCHES = 4
+WRITE_QUEUE_BATCHES = 2
 
 
 def partition_dir(root: Path, table: str, sample_id: str) -> Path:
     return root / table / f"sample_id={sample_id}"
+
+
+def _leaf_path(field: pa.Field) -> str:
+    """The Parquet column path of a field: a list's values live in '<name>.list.element'."""
+    return f"{field.name}.list.element" if pa.types.is_list(field.type) else field.name
 
 
 class SortedParquetWriter:
@@ -44,7 +49,7 @@ class SortedParquetWriter:
     def _open(self) -> pq.ParquetWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         delta_columns = [f.name for f in self.schema if f.name in DELTA_COLUMNS and pa.types.is_integer(f.type)]
-        dictionary_columns = [f.name for f in self.schema if f.name not in delta_columns]
+        dictionary_columns = [_leaf_path(f) for f in self.schema if f.name not in delta_columns]
         return pq.ParquetWriter(
             self.path, self.schema, compression="zstd", compression_level=ZSTD_LEVEL,
             use_dictionary=dictionary_columns,

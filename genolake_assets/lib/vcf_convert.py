@@ -30,13 +30,18 @@ from genolake_assets.lib.variant_schema import REFERENCE_BLOCKS, TABLES, VARIANT
 from genolake_assets.lib.vcf_decode import BatchDecodeError, decode_batch
 from genolake_assets.lib.vcf_header import VcfHeader, read_header
 from genolake_assets.lib.vcf_rows import AlleleLayout, RowCounts, has_row_allele, sample_tables
-from genolake_assets.lib.vcf_source import open_binary
+from genolake_assets.lib.vcf_source import body_chunks
 
 ENGINE = "genolake-arrow"
-ENGINE_VERSION = "1"
-BLOCK_BYTES = 16 << 20
+ENGINE_VERSION = "2"  # 2: reference blocks no longer carry variant_id
+# Text parsed per batch. Small enough that the pipeline's queues hold little; a multi-sample
+# file gets more, as each batch pays a fixed decoding cost per sample column.
+BLOCK_BYTES = 4 << 20
+MULTI_SAMPLE_BLOCK_BYTES = 16 << 20
 # Parsed batches waiting for the decoder; with the writer's queue this bounds memory.
 READ_AHEAD_BATCHES = 2
+# Variant-only record groups are decoded together once this much of their text has gathered.
+HELD_VARIANT_BYTES = BLOCK_BYTES
 # Flush every writer when this much is buffered (matters for wide multi-sample fan-outs).
 MAX_BUFFERED_BYTES = 512 << 20
 
@@ -84,7 +89,8 @@ def _resolve_samples(header: VcfHeader, requested: list[str] | None) -> list[str
     return list(requested)
 
 
-def _read_options(header: VcfHeader) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, list[str], dict]:
+def _csv_options(header: VcfHeader, sample_names: list[str]) -> tuple[list[str], pacsv.ParseOptions,
+                                                                    pacsv.ConvertOptions, dict]:
     names = ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]
     if header.samples:
         names += ["FORMAT", *header.samples]
@@ -94,35 +100,44 @@ def _read_options(header: VcfHeader) -> tuple[pacsv.ReadOptions, pacsv.ParseOpti
         problems.setdefault("row", row)
         return "error"
 
-    read = pacsv.ReadOptions(column_names=names, skip_rows=header.header_lines, block_size=BLOCK_BYTES,
-                             use_threads=True)
     parse = pacsv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False, newlines_in_values=False,
                                ignore_empty_lines=True, invalid_row_handler=on_invalid_row)
-    return read, parse, names, problems
-
-
-def _batches(header: VcfHeader, sample_names: list[str]) -> Iterator[pa.RecordBatch]:
-    """Body batches, parsed on a background thread (Arrow releases the GIL while parsing)."""
-    read, parse, names, problems = _read_options(header)
     wanted = names[:9] + sample_names if header.samples else names
     convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in wanted}, include_columns=wanted,
                                    strings_can_be_null=False, null_values=[], quoted_strings_can_be_null=False)
+    return names, parse, convert, problems
+
+
+def _batches(header: VcfHeader, sample_names: list[str]) -> Iterator[pa.RecordBatch]:
+    """Body batches, read and parsed on a background thread (Arrow releases the GIL while parsing).
+
+    Each chunk of text is parsed on its own rather than through Arrow's streaming CSV reader,
+    whose reading ahead (up to 32 blocks) is unbounded in practice and made memory grow with
+    the file: here at most READ_AHEAD_BATCHES parsed batches wait for the decoder.
+    """
+    names, parse, convert, problems = _csv_options(header, sample_names)
     handoff: queue.Queue = queue.Queue(maxsize=READ_AHEAD_BATCHES)
     stop = threading.Event()
 
+    def hand_over(item) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
-            stream = open_binary(header.path)
-            reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
-            for batch in reader:
-                while not stop.is_set():
-                    try:
-                        handoff.put(batch, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
+            block_bytes = MULTI_SAMPLE_BLOCK_BYTES if len(header.samples) > 1 else BLOCK_BYTES
+            for chunk in body_chunks(header.path, header.header_lines, block_bytes):
+                read = pacsv.ReadOptions(column_names=names, block_size=len(chunk) + 1, use_threads=False)
+                table = pacsv.read_csv(pa.py_buffer(chunk), read_options=read, parse_options=parse,
+                                       convert_options=convert)
+                for batch in table.to_batches():
+                    if not hand_over(batch):
+                        return
             handoff.put(None)
         except BaseException as exc:  # handed to the consumer, which raises it with context
             handoff.put(exc)
@@ -144,8 +159,8 @@ def _reader_error(header: VcfHeader, exc: BaseException, problems: dict) -> Exce
         return exc
     row = problems.get("row")
     if row is not None:
-        line = row.number if row.number is not None else _first_line_with_columns_other_than(
-            header, row.expected_columns)
+        # row.number counts from the start of the chunk that was being parsed, not of the file.
+        line = _first_line_with_columns_other_than(header, row.expected_columns)
         return VcfFormatError(header.path, f"expected {row.expected_columns} tab-separated columns, found "
                               f"{row.actual_columns}: {row.text[:120]!r}", line=line, code="malformed_record")
     if isinstance(exc, (OSError, pa.ArrowInvalid, EOFError)):
@@ -163,49 +178,89 @@ def _first_line_with_columns_other_than(header: VcfHeader, expected: int) -> int
     return None
 
 
-def _record_groups(batch: pa.RecordBatch, multi_sample: bool) -> list[tuple[np.ndarray | None, pa.RecordBatch]]:
-    """The batch as (its row numbers or None for all, records) groups decoded one at a time.
+@dataclass
+class _RecordGroup:
+    records: pa.RecordBatch
+    numbers: np.ndarray  # each record's 0-based number in the file body, to report errors by line
+    variants_only: bool  # single-sample records that all have a variant allele: variants-table rows only
+
+
+def _record_groups(batch: pa.RecordBatch, first_number: int, multi_sample: bool) -> list[_RecordGroup]:
+    """The batch split into the groups that are decoded one at a time.
 
     In a single-sample file the records with a variant allele and the reference blocks go to
     different tables, so decoding them apart yields each table's columns whole: nothing is
     scattered to the batch's length or filtered back out of it. (Multi-sample rows of one record
     can land in both tables, so their batches stay whole.)
     """
+    numbers = np.arange(first_number, first_number + batch.num_rows)
     if multi_sample:
-        return [(None, batch)]
+        return [_RecordGroup(batch, numbers, variants_only=False)]
     variant = has_row_allele(batch.column("ALT"))
     if variant.all() or not variant.any():
-        return [(None, batch)]
+        return [_RecordGroup(batch, numbers, variants_only=bool(variant.any()))]
     groups = []
-    for mask in (~variant, variant):
+    for mask, variants_only in ((~variant, False), (variant, True)):
         arrow_mask = pa.array(mask)
         # Column by column: RecordBatch.filter is about twice as slow here.
-        group = pa.RecordBatch.from_arrays([column.filter(arrow_mask) for column in batch.columns], schema=batch.schema)
-        groups.append((np.flatnonzero(mask), group))
+        records = pa.RecordBatch.from_arrays([column.filter(arrow_mask) for column in batch.columns],
+                                             schema=batch.schema)
+        groups.append(_RecordGroup(records, numbers[mask], variants_only))
     return groups
 
 
-def _group_tables(group: pa.RecordBatch, rows: np.ndarray | None, header: VcfHeader, ids: dict[str, str],
-                  multi_sample: bool, table_schemas: dict[str, pa.Schema],
-                  counts: dict[str, RowCounts]) -> list[tuple[tuple[str, str], pa.Table]]:
-    """Decode one record group and route it to each sample's tables; ``rows`` maps errors back to the batch."""
-    try:
-        records = decode_batch(group, header, list(ids))
-    except BatchDecodeError as exc:
-        if rows is not None:
-            exc.row = int(rows[exc.row])
-        raise
-    layout = AlleleLayout.of(records)
-    produced = []
-    for name, sample_id in ids.items():
-        tables, group_counts = sample_tables(records, name, sample_id, multi_sample, header, layout, table_schemas)
-        counts[name].add(group_counts)
-        produced += [((name, table_name), table) for table_name, table in tables.items()]
-    return produced
+class _GroupConverter:
+    """Decodes record groups into each sample's tables.
+
+    A gVCF block of records holds a few hundred variant records, and decoding a group has a
+    fixed cost of hundreds of Arrow calls, so variant-only groups are held back and decoded
+    together once HELD_VARIANT_BYTES of them have gathered. They feed only the variants table,
+    so holding them back changes no row order.
+    """
+
+    def __init__(self, header: VcfHeader, ids: dict[str, str], multi_sample: bool,
+                 table_schemas: dict[str, pa.Schema]):
+        self.header, self.ids, self.multi_sample, self.table_schemas = header, ids, multi_sample, table_schemas
+        self.counts = {name: RowCounts() for name in ids}
+        self._held: list[_RecordGroup] = []
+        self._held_bytes = 0
+
+    def convert(self, group: _RecordGroup) -> list[tuple[tuple[str, str], pa.Table]]:
+        if not group.variants_only:
+            return self._tables(group)
+        self._held.append(group)
+        self._held_bytes += group.records.nbytes
+        return self.flush() if self._held_bytes >= HELD_VARIANT_BYTES else []
+
+    def flush(self) -> list[tuple[tuple[str, str], pa.Table]]:
+        if not self._held:
+            return []
+        held, self._held, self._held_bytes = self._held, [], 0
+        if len(held) == 1:
+            return self._tables(held[0])
+        records = pa.Table.from_batches([g.records for g in held]).combine_chunks().to_batches()[0]
+        return self._tables(_RecordGroup(records, np.concatenate([g.numbers for g in held]), variants_only=True))
+
+    def _tables(self, group: _RecordGroup) -> list[tuple[tuple[str, str], pa.Table]]:
+        try:
+            records = decode_batch(group.records, self.header, list(self.ids))
+        except BatchDecodeError as exc:
+            line = self.header.header_lines + int(group.numbers[exc.row]) + 1
+            raise VcfFormatError(self.header.path, exc.problem, line=line, field=exc.field,
+                                 code="invalid_value") from None
+        layout = AlleleLayout.of(records)
+        produced = []
+        for name, sample_id in self.ids.items():
+            tables, group_counts = sample_tables(records, name, sample_id, self.multi_sample, self.header, layout,
+                                                 self.table_schemas)
+            self.counts[name].add(group_counts)
+            produced += [((name, table_name), table) for table_name, table in tables.items()]
+        return produced
 
 
 def write_sample_tables(vcf_path: str | Path, out_dir: Path, samples: list[str] | None = None,
-                        progress: ProgressCallback | None = None) -> ConversionReport:
+                        progress: ProgressCallback | None = None,
+                        sample_ids: dict[str, str] | None = None) -> ConversionReport:
     """Convert a VCF into per-sample Parquet files under ``out_dir`` (no atomicity: see convert_vcf)."""
     started = time.perf_counter()
     header = read_header(vcf_path)
@@ -217,7 +272,7 @@ def write_sample_tables(vcf_path: str | Path, out_dir: Path, samples: list[str] 
     if not sample_names:
         raise VcfFormatError(header.path, "the VCF has no sample columns (sites-only): nothing to register per "
                              "sample", code="no_samples")
-    ids = {name: sample_id_for(name) for name in targets}
+    ids = {name: (sample_ids or {}).get(name) or sample_id_for(name) for name in targets}
     clashes = {i for i in ids.values() if list(ids.values()).count(i) > 1}
     if clashes:
         raise VcfFormatError(header.path, f"sample names map to the same sample id {sorted(clashes)}",
@@ -225,23 +280,20 @@ def write_sample_tables(vcf_path: str | Path, out_dir: Path, samples: list[str] 
     writers = {(name, table): SortedParquetWriter(partition_dir(out_dir, table, ids[name]) / PART_NAME,
                                                   table_schemas[table], contig_rank)
                for name in targets for table in TABLES}
-    counts = {name: RowCounts() for name in targets}
+    converter = _GroupConverter(header, ids, multi_sample, table_schemas)
+    counts = converter.counts
     records_read = 0
     pool = WriterPool(writers, MAX_BUFFERED_BYTES)
     try:
         for batch in _batches(header, sample_names):
             produced = []
-            try:
-                for rows, group in _record_groups(batch, multi_sample):
-                    produced += _group_tables(group, rows, header, ids, multi_sample, table_schemas, counts)
-            except BatchDecodeError as exc:
-                line = header.header_lines + records_read + exc.row + 1
-                raise VcfFormatError(header.path, exc.problem, line=line, field=exc.field,
-                                     code="invalid_value") from None
+            for group in _record_groups(batch, records_read, multi_sample):
+                produced += converter.convert(group)
             pool.submit(produced)
             records_read += batch.num_rows
             if progress is not None:
                 progress(records_read, batch.nbytes)
+        pool.submit(converter.flush())
         pool.close()
     except BaseException:
         pool.abort()
@@ -279,6 +331,19 @@ def verify_outputs(report: ConversionReport, header_schemas: dict[str, pa.Schema
                                      code="verification_failed")
 
 
+ABANDONED_STAGING_SECONDS = 24 * 3600
+
+
+def _remove_abandoned_staging(root: Path) -> None:
+    """Staging folders left by a killed conversion (never published, so safe to drop once stale)."""
+    if not root.is_dir():
+        return
+    cutoff = time.time() - ABANDONED_STAGING_SECONDS
+    for folder in root.iterdir():
+        if folder.is_dir() and folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def convert_vcf(vcf_path: str | Path, out_dir: str | Path, samples: list[str] | None = None,
                 progress: ProgressCallback | None = None) -> ConversionReport:
     """Convert a VCF into ``out_dir`` (the lake layout) atomically per file.
@@ -287,6 +352,7 @@ def convert_vcf(vcf_path: str | Path, out_dir: str | Path, samples: list[str] | 
     ``os.replace``; on any error nothing under ``out_dir`` changes.
     """
     out_dir = Path(out_dir)
+    _remove_abandoned_staging(out_dir / "_staging")
     staging = out_dir / "_staging" / uuid.uuid4().hex
     try:
         report = write_sample_tables(vcf_path, staging, samples, progress)

@@ -100,11 +100,11 @@ def _cast_core(values: pa.Array, target: pa.DataType, field: str) -> pa.Array:
 
 def _info_pairs(info: pa.Array, length: int) -> tuple[pa.Array, np.ndarray]:
     """Every 'KEY=value' or 'FLAG' entry of the batch, and the record each belongs to."""
-    pairs = pc.split_pattern(null_dots(info), ";")
-    flat_pairs = list_values(pairs)
-    if len(flat_pairs) == length and pairs.null_count == 0:
-        return flat_pairs, np.arange(length)  # one entry per record, as in a gVCF's 'END=n' blocks
-    return flat_pairs, list_parents(pairs)
+    info = null_dots(info)
+    if info.null_count == 0 and not pc.any(pc.match_substring(info, ";")).as_py():
+        return info, np.arange(length)  # one entry per record, as in a gVCF's 'END=n' blocks
+    pairs = pc.split_pattern(info, ";")
+    return list_values(pairs), list_parents(pairs)
 
 
 def _keys_and_values(pairs: pa.Array) -> tuple[np.ndarray, list[str], pa.Array]:

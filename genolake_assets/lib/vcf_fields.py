@@ -157,10 +157,9 @@ def distinct_pairs(first: pa.Array, second: pa.Array) -> tuple[pa.Array, pa.Arra
     """(indices, distinct firsts, distinct seconds): row i holds the pair at ``indices[i]``."""
     first_codes = pc.dictionary_encode(first)
     second_codes = pc.dictionary_encode(second)
-    if len(first_codes.dictionary) == 1:
-        width = len(second_codes.dictionary)
-        return second_codes.indices, first_codes.dictionary.take(np.zeros(width, np.int32)), second_codes.dictionary
     width = len(second_codes.dictionary)
+    if len(first_codes.dictionary) == 1:  # one FORMAT string across the batch: the common case
+        return second_codes.indices, first_codes.dictionary.take(np.zeros(width, np.int32)), second_codes.dictionary
     combined = first_codes.indices.to_numpy().astype(np.int64) * width + second_codes.indices.to_numpy()
     pairs = pc.dictionary_encode(pa.array(combined))
     distinct = pairs.dictionary.to_numpy()
@@ -174,6 +173,7 @@ def first_row_with(indices: pa.Array, code: int) -> int:
 
 
 def take_or_nulls(values: pa.Array, indices: pa.Array) -> pa.Array:
+    """``values.take(indices)``, without copying a column that is all null."""
     if values.null_count == len(values):
         return pa.nulls(len(indices), values.type)
     return values.take(indices)

@@ -47,16 +47,21 @@ class AlleleLayout:
 
     @classmethod
     def of(cls, records: RecordBatch) -> AlleleLayout:
-        alts = pc.split_pattern(records.alt, ",")
-        flat = list_values(alts)
-        offsets = list_offsets(alts)
-        record = list_parents(alts)
-        index = np.arange(len(flat)) - offsets[:-1][record] + 1
-        symbolic = pc.is_in(flat, pa.array(SYMBOLIC_REFERENCE)).to_numpy(zero_copy_only=False)
-        star = pc.equal(flat, SPANNING_DELETION).to_numpy(zero_copy_only=False)
-        dot = pc.equal(flat, ".").to_numpy(zero_copy_only=False)
-        real = ~(symbolic | star | dot)
+        # ALT strings repeat ('<NON_REF>', 'A,<NON_REF>', ...): split and classify each distinct one once.
+        codes = pc.dictionary_encode(records.alt)
+        alt_code = codes.indices.to_numpy()
+        distinct_alts = pc.split_pattern(codes.dictionary, ",")
+        distinct_flat = list_values(distinct_alts)
+        distinct_offsets = list_offsets(distinct_alts)
+        counts = np.diff(distinct_offsets)[alt_code]
         length = records.length
+        record = np.repeat(np.arange(length), counts)
+        index = np.arange(len(record)) - (np.cumsum(counts) - counts)[record] + 1
+        element = distinct_offsets[:-1][alt_code][record] + index - 1  # each ALT's slot in distinct_flat
+        symbolic = pc.is_in(distinct_flat, pa.array(SYMBOLIC_REFERENCE)).to_numpy(zero_copy_only=False)[element]
+        star = pc.equal(distinct_flat, SPANNING_DELETION).to_numpy(zero_copy_only=False)[element]
+        dot = pc.equal(distinct_flat, ".").to_numpy(zero_copy_only=False)[element]
+        real = ~(symbolic | star | dot)
         n_alleles = 1 + np.bincount(record[~dot], minlength=length)
         alleles = record_alleles(records.ref, records.alt)
         return cls(record, index, real, n_alleles, np.bincount(record[real], minlength=length),
@@ -125,17 +130,26 @@ def _selector(rows: np.ndarray, length: int):
     """A function picking ``rows`` out of a record-level column."""
     if len(rows) == length and (length == 0 or (rows[0] == 0 and np.all(np.diff(rows) == 1))):
         return lambda values: values
+    pick = _picker(rows, length)
+
+    def select(values: pa.Array) -> pa.Array:
+        # Most INFO/FORMAT columns are null in most batches of a gVCF: skip copying them.
+        if values.null_count == len(values):
+            return pa.nulls(len(rows), values.type)
+        return pick(values)
+
+    return select
+
+
+def _picker(rows: np.ndarray, length: int):
     if len(rows) * 4 > length and np.all(np.diff(rows) > 0):
         # Filtering by mask is cheaper than take for the common 'most rows' case.
         mask = np.zeros(length, dtype=bool)
         mask[rows] = True
         arrow_mask = pa.array(mask)
-        pick = lambda values: values.filter(arrow_mask)  # noqa: E731
-    else:
-        indices = pa.array(rows, pa.int64())
-        pick = lambda values: values.take(indices)  # noqa: E731
-    # Most INFO/FORMAT columns are null in most batches of a gVCF: skip copying them.
-    return lambda values: pa.nulls(len(rows), values.type) if values.null_count == len(values) else pick(values)
+        return lambda values: values.filter(arrow_mask)
+    indices = pa.array(rows, pa.int64())
+    return lambda values: values.take(indices)
 
 
 def _common(records: RecordBatch, sample: SampleColumns, rows: np.ndarray, ids: tuple[str, str],

@@ -56,6 +56,45 @@ def open_binary(path: str | Path) -> pa.NativeFile:
     return pa.input_stream(path, compression=compression, buffer_size=1 << 20)
 
 
+def body_chunks(path: str | Path, header_lines: int, chunk_bytes: int) -> Iterator[bytes]:
+    """The text after the first ``header_lines`` lines, in pieces of about ``chunk_bytes`` that end on a newline.
+
+    Reading is pulled by the caller, one piece at a time, so nothing is read ahead of it.
+    """
+    stream = open_binary(path)
+    try:
+        pending = _skip_lines(stream, header_lines, chunk_bytes)
+        while data := stream.read(chunk_bytes):
+            text = pending + data if pending else data
+            cut = text.rfind(b"\n") + 1
+            if cut == 0:
+                pending = text  # a line longer than chunk_bytes
+                continue
+            pending = text[cut:]
+            yield text[:cut]
+        if pending:
+            yield pending
+    finally:
+        stream.close()
+
+
+def _skip_lines(stream: pa.NativeFile, count: int, chunk_bytes: int) -> bytes:
+    """Read past ``count`` lines; return what was read beyond them."""
+    text = b""
+    start = 0
+    while count:
+        newline = text.find(b"\n", start)
+        if newline < 0:
+            data = stream.read(chunk_bytes)
+            if not data:
+                return b""
+            text, start = text[start:] + data, 0
+            continue
+        start = newline + 1
+        count -= 1
+    return text[start:]
+
+
 def open_text_lines(path: str | Path) -> Iterator[str]:
     """Iterate decoded text lines (for the header; the body is read columnar)."""
     path = str(path)
