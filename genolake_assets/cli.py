@@ -56,7 +56,7 @@ genolake demo done in {summary.seconds:.1f} s
 Open the Dagster UI on this lake:
   GENOLAKE_HOME={summary.home} DAGSTER_HOME={summary.dagster_home} dagster dev
 Query it:
-  duckdb -readonly {summary.home / 'catalog.duckdb'} "SELECT sample_id, count(*) FROM variants GROUP BY 1"
+  python -c "import duckdb; duckdb.connect('{summary.home / 'catalog.duckdb'}', read_only=True).sql('SELECT sample_id, count(*) FROM variants GROUP BY 1').show()"
 """)
     return 0 if summary.quarantined == 0 else 1
 
