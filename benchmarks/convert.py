@@ -1,7 +1,7 @@
 """Benchmark genolake's VCF -> Parquet converter against baseline readers on a WGS-sized gVCF.
 
-    /work/venv-scratch/bin/python benchmarks/convert.py            # 5,000,000 records
-    /work/venv-scratch/bin/python benchmarks/convert.py --quick    # 200,000-record smoke run
+    .venv/bin/python benchmarks/convert.py            # 5,000,000 records
+    .venv/bin/python benchmarks/convert.py --quick    # 200,000-record smoke run
 
 Every tool runs in its own child process; see benchmarks/README.md for what each figure means.
 The exit status is 0 whatever the results: this is a report, not a gate.
