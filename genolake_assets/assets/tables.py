@@ -13,7 +13,7 @@ from genolake_assets.resources.lake import LakeResource
 _EAGER = dg.AutomationCondition.eager()
 
 
-def _registration_metadata(registration: TableRegistration, lake: LakeResource) -> dict:
+def _registration_metadata(registration: TableRegistration) -> dict:
     return {
         "table": registration.name,
         "rows": registration.rows,
@@ -25,25 +25,27 @@ def _registration_metadata(registration: TableRegistration, lake: LakeResource) 
     }
 
 
-@dg.asset(
-    deps=["sample_variants"], group_name="variants", kinds={"duckdb", "glue"},
-    owners=["team:genomics-data-engineering"], automation_condition=_EAGER,
-    description="The `variants` table in the catalog: one view over every sample partition of the variant "
-                "table. New INFO/FORMAT keys from later samples appear as nullable columns.",
-)
-def variants_table(lake: LakeResource, catalog: DuckDbCatalog) -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata=_registration_metadata(catalog.register_table("variants", "variants"), lake))
+def _catalog_table(table: str, upstream: str, description: str) -> dg.AssetsDefinition:
+    """A catalog entry over every sample partition of ``table`` (one view / one Glue table)."""
+
+    @dg.asset(
+        name=f"{table}_table", deps=[upstream], group_name="variants", kinds={"duckdb", "glue"},
+        owners=["team:genomics-data-engineering"], automation_condition=_EAGER, description=description,
+    )
+    def catalog_entry(catalog: DuckDbCatalog) -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata=_registration_metadata(catalog.register_table(table, table)))
+
+    return catalog_entry
 
 
-@dg.asset(
-    deps=["sample_reference_blocks"], group_name="variants", kinds={"duckdb", "glue"},
-    owners=["team:genomics-data-engineering"], automation_condition=_EAGER,
-    description="The `reference_blocks` table in the catalog: gVCF reference blocks and hom-ref calls per "
-                "sample, for 'covered but not variant' in cohort queries.",
-)
-def reference_blocks_table(lake: LakeResource, catalog: DuckDbCatalog) -> dg.MaterializeResult:
-    registration = catalog.register_table("reference_blocks", "reference_blocks")
-    return dg.MaterializeResult(metadata=_registration_metadata(registration, lake))
+variants_table = _catalog_table(
+    "variants", "sample_variants",
+    "The `variants` table in the catalog: one view over every sample partition of the variant table. New "
+    "INFO/FORMAT keys from later samples appear as nullable columns.")
+reference_blocks_table = _catalog_table(
+    "reference_blocks", "sample_reference_blocks",
+    "The `reference_blocks` table in the catalog: gVCF reference blocks and hom-ref calls per sample, for "
+    "'covered but not variant' in cohort queries.")
 
 
 def samples_arrow_table(records: list[SampleRecord]) -> pa.Table:
@@ -80,7 +82,7 @@ def samples_table(lake: LakeResource, catalog: DuckDbCatalog) -> dg.MaterializeR
     statuses = {s: sum(1 for r in records if r.status == s) for s in sorted({r.status for r in records})}
     quarantined = [r for r in records if r.status == "quarantined"]
     return dg.MaterializeResult(metadata={
-        **_registration_metadata(registration, lake),
+        **_registration_metadata(registration),
         **{f"samples_{status}": count for status, count in statuses.items()},
         "quarantined": dg.MetadataValue.md("\n".join(f"- `{r.sample_id}`: {r.reason}" for r in quarantined)
                                            or "none"),

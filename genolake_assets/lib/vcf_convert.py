@@ -260,15 +260,16 @@ class _GroupConverter:
 
 def write_sample_tables(vcf_path: str | Path, out_dir: Path, samples: list[str] | None = None,
                         progress: ProgressCallback | None = None,
-                        sample_ids: dict[str, str] | None = None) -> ConversionReport:
+                        sample_ids: dict[str, str] | None = None,
+                        header: VcfHeader | None = None) -> ConversionReport:
     """Convert a VCF into per-sample Parquet files under ``out_dir`` (no atomicity: see convert_vcf)."""
     started = time.perf_counter()
-    header = read_header(vcf_path)
+    header = header or read_header(vcf_path)
     sample_names = _resolve_samples(header, samples)
     multi_sample = len(header.samples) > 1
     table_schemas = schemas(header)
     contig_rank = {c: i for i, c in enumerate(header.contigs)}
-    targets = sample_names or ["<sites-only>"]
+    targets = sample_names
     if not sample_names:
         raise VcfFormatError(header.path, "the VCF has no sample columns (sites-only): nothing to register per "
                              "sample", code="no_samples")
@@ -344,6 +345,16 @@ def _remove_abandoned_staging(root: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def convert_to_staging(vcf_path: str | Path, staging: Path, samples: list[str] | None = None,
+                       progress: ProgressCallback | None = None,
+                       sample_ids: dict[str, str] | None = None) -> ConversionReport:
+    """Write and verify every sample's files under ``staging``; nothing is published."""
+    header = read_header(vcf_path)
+    report = write_sample_tables(vcf_path, staging, samples, progress, sample_ids, header=header)
+    verify_outputs(report, schemas(header))
+    return report
+
+
 def convert_vcf(vcf_path: str | Path, out_dir: str | Path, samples: list[str] | None = None,
                 progress: ProgressCallback | None = None) -> ConversionReport:
     """Convert a VCF into ``out_dir`` (the lake layout) atomically per file.
@@ -355,8 +366,7 @@ def convert_vcf(vcf_path: str | Path, out_dir: str | Path, samples: list[str] | 
     _remove_abandoned_staging(out_dir / "_staging")
     staging = out_dir / "_staging" / uuid.uuid4().hex
     try:
-        report = write_sample_tables(vcf_path, staging, samples, progress)
-        verify_outputs(report, schemas(read_header(vcf_path)))
+        report = convert_to_staging(vcf_path, staging, samples, progress)
         for sample in report.samples.values():
             for table, staged in list(sample.files.items()):
                 final = partition_dir(out_dir, table, sample.sample_id) / PART_NAME

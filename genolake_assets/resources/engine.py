@@ -6,9 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from genolake_assets.lib.vcf_convert import ConversionReport, verify_outputs, write_sample_tables
-from genolake_assets.lib.vcf_header import read_header
-from genolake_assets.lib.variant_schema import schemas
+from genolake_assets.lib.vcf_convert import ConversionReport, convert_to_staging
 
 
 class ConverterResource(dg.ConfigurableResource):
@@ -20,6 +18,4 @@ class ConverterResource(dg.ConfigurableResource):
         """Convert the samples ``sample_ids`` names (VCF name → the id they are registered under)."""
         if self.engine != "arrow":
             raise ValueError(f"unknown conversion engine {self.engine!r} (available: arrow)")
-        report = write_sample_tables(vcf_path, staging, list(sample_ids), sample_ids=sample_ids)
-        verify_outputs(report, schemas(read_header(vcf_path)))
-        return report
+        return convert_to_staging(vcf_path, staging, list(sample_ids), sample_ids=sample_ids)
