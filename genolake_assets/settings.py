@@ -19,6 +19,19 @@ class Settings:
     endpoint_url: str | None
     region: str | None
     kms_key_id: str | None
+    glue_database: str = "genolake"
+    athena_workgroup: str = "primary"
+    athena_output: str | None = None
+    """Where Athena writes results; None means ``s3://<bucket>/<prefix>/athena-results/``."""
+
+    @property
+    def athena_output_location(self) -> str | None:
+        if self.athena_output:
+            return self.athena_output
+        if not self.s3_bucket:
+            return None
+        prefix = self.s3_prefix.strip("/")
+        return f"s3://{self.s3_bucket}/{prefix + '/' if prefix else ''}athena-results/"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -33,4 +46,7 @@ class Settings:
             endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
             region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
             kms_key_id=os.environ.get("GENOLAKE_KMS_KEY_ID") or None,
+            glue_database=os.environ.get("GENOLAKE_GLUE_DATABASE") or "genolake",
+            athena_workgroup=os.environ.get("GENOLAKE_ATHENA_WORKGROUP") or "primary",
+            athena_output=os.environ.get("GENOLAKE_ATHENA_OUTPUT") or None,
         )

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 
 from genolake_assets.lib.lake_layout import SAMPLE_REGISTRY_PREFIX, SAMPLES_TABLE_KEY
 from genolake_assets.lib.registry import SampleRecord
-from genolake_assets.resources.catalog import DuckDbCatalog, TableRegistration
+from genolake_assets.resources.catalog import Catalog, TableRegistration
 from genolake_assets.resources.lake import LakeResource
 
 _EAGER = dg.AutomationCondition.eager()
@@ -32,7 +32,7 @@ def _catalog_table(table: str, upstream: str, description: str) -> dg.AssetsDefi
         name=f"{table}_table", deps=[upstream], group_name="variants", kinds={"duckdb", "glue"},
         owners=["team:genomics-data-engineering"], automation_condition=_EAGER, description=description,
     )
-    def catalog_entry(catalog: DuckDbCatalog) -> dg.MaterializeResult:
+    def catalog_entry(catalog: Catalog) -> dg.MaterializeResult:
         return dg.MaterializeResult(metadata=_registration_metadata(catalog.register_table(table, table)))
 
     return catalog_entry
@@ -70,7 +70,7 @@ def samples_arrow_table(records: list[SampleRecord]) -> pa.Table:
                 "ingest and conversion times, engine, rows per table, and status (converted / quarantined "
                 "with the reason). How a report row is traced back to its VCF.",
 )
-def samples_table(lake: LakeResource, catalog: DuckDbCatalog) -> dg.MaterializeResult:
+def samples_table(lake: LakeResource, catalog: Catalog) -> dg.MaterializeResult:
     store = lake.store()
     records = [SampleRecord.from_json(store.read_bytes(obj.key)) for obj in store.list_objects(SAMPLE_REGISTRY_PREFIX)
                if obj.key.endswith(".json")]

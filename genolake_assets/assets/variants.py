@@ -17,7 +17,7 @@ from genolake_assets.lib.lake_layout import partition_key
 from genolake_assets.lib.quarantine import quarantine
 from genolake_assets.lib.registry import SampleRecord, utc_now
 from genolake_assets.lib.variant_schema import REFERENCE_BLOCKS, TABLES, VARIANTS
-from genolake_assets.resources.catalog import DuckDbCatalog
+from genolake_assets.resources.catalog import Catalog
 from genolake_assets.resources.engine import ConverterResource
 from genolake_assets.resources.lake import LakeResource
 
@@ -33,7 +33,7 @@ class SchemaConflict(ValueError):
     """A column whose type differs from the catalog's: history is never rewritten silently."""
 
 
-def schema_conflicts(staged: Path, catalog_columns: dict[str, str] | None, catalog: DuckDbCatalog) -> tuple[
+def schema_conflicts(staged: Path, catalog_columns: dict[str, str] | None, catalog: Catalog) -> tuple[
         list[str], list[str]]:
     """(columns whose type conflicts with the catalog, columns the catalog does not have yet)."""
     if catalog_columns is None:
@@ -51,7 +51,7 @@ def _fail(lake: LakeResource, record: SampleRecord, problem: InputProblem) -> dg
     return dg.Failure(description=str(problem), metadata={"sample_id": record.sample_id, **problem.as_dict()})
 
 
-def convert_samples(lake: LakeResource, converter: ConverterResource, catalog: DuckDbCatalog,
+def convert_samples(lake: LakeResource, converter: ConverterResource, catalog: Catalog,
                     sample_ids: list[str]) -> tuple[dict[str, dict], dict[str, str]]:
     """Convert samples grouped by their raw file (one pass per file); publish each sample atomically."""
     store = lake.store()
@@ -178,7 +178,7 @@ def _checks(result: dict) -> list[dg.AssetCheckResult]:
     can_subset=False,
 )
 def sample_variants(context: dg.AssetExecutionContext, lake: LakeResource, converter: ConverterResource,
-                    catalog: DuckDbCatalog):
+                    catalog: Catalog):
     keys = list(context.partition_keys)
     published, failed = convert_samples(lake, converter, catalog, keys)
     done = {k: published[k] for k in keys if k in published}

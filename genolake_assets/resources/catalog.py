@@ -1,12 +1,22 @@
 """The catalog: tables over the lake's Parquet, queried with SQL.
 
-The local profile keeps one DuckDB database file with one view per table; the aws profile's
-Glue/Athena implementation plugs in behind the same methods.
+:class:`Catalog` is the capability; the local profile's :class:`DuckDbCatalog` keeps one DuckDB
+database file with one view per table, the aws profile's ``GlueCatalog`` (``glue_catalog.py``)
+writes Glue Data Catalog tables and partitions through the API.
+
+Three kinds of table:
+
+- per-sample tables (``<prefix>/sample_id=<id>/part-00000.parquet``), grown one partition at a time;
+- single-file tables (the samples table);
+- snapshot tables (ClinVar): each refresh writes a complete new snapshot
+  (``<prefix>/snapshot=<id>/<k1>=<v1>/<k2>=<v2>/part-00000.parquet``) and the table is pointed at it in
+  one atomic step, so a reader sees the old release or the new one, never a mix.
 """
 
 from __future__ import annotations
 
 import time
+from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,22 +48,59 @@ def _sql_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-class DuckDbCatalog(dg.ConfigurableResource):
+def connect_duckdb(database: str, read_only: bool = False, attempts: int = 50) -> duckdb.DuckDBPyConnection:
+    """Open the catalog database, waiting while another run holds its write lock."""
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(attempts):
+        try:
+            return duckdb.connect(database, read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    raise RuntimeError("unreachable")
+
+
+class Catalog(dg.ConfigurableResource):
+    """Tables over the lake's Parquet files (one per profile; see the module docstring)."""
+
+    @abstractmethod
+    def register_table(self, name: str, prefix: str) -> TableRegistration:
+        """Create or update the per-sample table ``name`` over ``<prefix>/sample_id=<id>/*.parquet``.
+
+        Idempotent. New samples become visible; columns first seen in a new sample are added as
+        nullable columns; nothing already registered is dropped or retyped.
+        """
+
+    @abstractmethod
+    def register_file_table(self, name: str, key: str) -> TableRegistration:
+        """Create or replace the table ``name`` over the single Parquet file ``key``."""
+
+    @abstractmethod
+    def register_snapshot(self, name: str, snapshot_prefix: str, partition_keys: list[str]) -> TableRegistration:
+        """Point the table ``name`` at the complete snapshot under ``snapshot_prefix`` in one atomic step.
+
+        The snapshot's files are ``<snapshot_prefix>/<k1>=<v1>/.../part-*.parquet`` for
+        ``partition_keys`` [k1, ...]; the files also carry those columns.
+        """
+
+    @abstractmethod
+    def table_columns(self, name: str) -> dict[str, str] | None:
+        """Column → SQL type of a registered table (partition keys included), or None if absent."""
+
+    @abstractmethod
+    def sql_type_of(self, arrow_schema: pa.Schema) -> dict[str, str]:
+        """The SQL types this catalog gives an Arrow schema (to compare a new file with the catalog)."""
+
+
+class DuckDbCatalog(Catalog):
     """Views in a DuckDB file over the Parquet files of a local lake directory."""
 
     database: str
     lake_root: str
 
-    def _connect(self, read_only: bool = False, attempts: int = 50) -> duckdb.DuckDBPyConnection:
-        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        for attempt in range(attempts):
-            try:
-                return duckdb.connect(self.database, read_only=read_only)
-            except duckdb.IOException as exc:  # another run holds the write lock; wait our turn
-                if "lock" not in str(exc).lower() or attempt == attempts - 1:
-                    raise
-                time.sleep(0.1 * (attempt + 1))
-        raise RuntimeError("unreachable")
+    def _connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        return connect_duckdb(self.database, read_only=read_only)
 
     def _glob(self, prefix: str) -> str:
         folder = require_safe_key(prefix.strip("/"))
@@ -85,8 +132,25 @@ class DuckDbCatalog(dg.ConfigurableResource):
             columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {name}").fetchall()]
         return TableRegistration(name, path, 1, rows, columns)
 
+    def register_snapshot(self, name: str, snapshot_prefix: str, partition_keys: list[str]) -> TableRegistration:
+        name = _safe_table_name(name)
+        folder = require_safe_key(snapshot_prefix.strip("/"))
+        depth = "/".join("*" for _ in partition_keys)
+        files = sorted(Path(self.lake_root).glob(f"{folder}/{depth}/*.parquet"))
+        if not files:
+            raise FileNotFoundError(f"snapshot {folder} has no Parquet files; refusing to point {name} at it")
+        pattern = str(Path(self.lake_root) / folder / depth / "*.parquet")
+        with self._connect() as con:
+            # One CREATE OR REPLACE: readers see the previous snapshot or this one, never a mix.
+            con.execute(
+                f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({_sql_literal(pattern)}, "
+                "union_by_name = true, hive_partitioning = false)"
+            )
+            rows = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+            columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {name}").fetchall()]
+        return TableRegistration(name, pattern, len(files), rows, columns)
+
     def table_columns(self, name: str) -> dict[str, str] | None:
-        """Column → SQL type of a registered table, or None if it is not registered."""
         name = _safe_table_name(name)
         if not Path(self.database).exists():
             return None

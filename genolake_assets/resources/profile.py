@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+from genolake_assets.resources.athena import AthenaQueryEngine
 from genolake_assets.resources.catalog import DuckDbCatalog
 from genolake_assets.resources.engine import ConverterResource
+from genolake_assets.resources.glue_catalog import GlueCatalog
 from genolake_assets.resources.lake import LakeResource
+from genolake_assets.resources.sql_engine import DuckDbQueryEngine
 from genolake_assets.settings import Settings
 
 
 def build_resources(settings: Settings | None = None) -> dict:
+    """The resources of ``settings.profile``: keys lake, catalog, sql, converter."""
     settings = settings or Settings.from_env()
+    if settings.profile == "aws" and not settings.s3_bucket:
+        raise ValueError("GENOLAKE_PROFILE=aws needs GENOLAKE_S3_BUCKET: the bucket that holds the lake "
+                         "(optionally GENOLAKE_S3_PREFIX for a folder in it)")
     lake = LakeResource(profile=settings.profile, home=str(settings.home), s3_bucket=settings.s3_bucket,
                         s3_prefix=settings.s3_prefix, endpoint_url=settings.endpoint_url, region=settings.region,
                         kms_key_id=settings.kms_key_id)
     if settings.profile == "aws":
-        # The Glue/Athena catalog is its own capability (issue #3); until it lands the aws profile
-        # stores the lake in S3 and refuses to start rather than pretend to catalog it.
-        raise ValueError("GENOLAKE_PROFILE=aws needs the Glue/Athena catalog, which is not built yet; "
-                         "use the local profile (the S3 object store is available to it via LakeResource)")
-    catalog = DuckDbCatalog(database=str(settings.home / "catalog.duckdb"), lake_root=str(settings.home / "lake"))
-    return {"lake": lake, "catalog": catalog, "converter": ConverterResource()}
+        catalog = GlueCatalog(database=settings.glue_database, s3_bucket=settings.s3_bucket,
+                              s3_prefix=settings.s3_prefix, region=settings.region,
+                              endpoint_url=settings.endpoint_url)
+        sql = AthenaQueryEngine(database=settings.glue_database, workgroup=settings.athena_workgroup,
+                                output_location=settings.athena_output_location, region=settings.region,
+                                endpoint_url=settings.endpoint_url)
+    else:
+        database = str(settings.home / "catalog.duckdb")
+        catalog = DuckDbCatalog(database=database, lake_root=str(settings.home / "lake"))
+        sql = DuckDbQueryEngine(database=database)
+    # Both profiles convert in-process: in aws the converter reads the landed VCF through the lake's
+    # local copy of the S3 object, until the EMR (Hail) engine of its own issue replaces it there.
+    return {"lake": lake, "catalog": catalog, "sql": sql, "converter": ConverterResource()}
