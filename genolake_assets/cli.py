@@ -50,8 +50,10 @@ genolake demo done in {summary.seconds:.1f} s
   variants rows:     {summary.variant_rows:,}
   reference blocks:  {summary.reference_block_rows:,}
   Parquet bytes:     {summary.lake_bytes:,}
+  ClinVar rows:      {summary.clinvar_rows:,} ({summary.clinvar_rejected_rows} rejected)
   lake:              {summary.lake}
-  catalog (DuckDB):  {summary.home / 'catalog.duckdb'}   (tables: variants, reference_blocks, samples)
+  catalog (DuckDB):  {summary.home / 'catalog.duckdb'}   (tables: variants, reference_blocks, samples, clinvar)
+{_report_lines(summary.reports)}
 
 Open the Dagster UI on this lake:
   GENOLAKE_HOME={summary.home} DAGSTER_HOME={summary.dagster_home} dagster dev
@@ -59,6 +61,14 @@ Query it:
   python -c "import duckdb; duckdb.connect('{summary.home / 'catalog.duckdb'}', read_only=True).sql('SELECT sample_id, count(*) FROM variants GROUP BY 1').show()"
 """)
     return 0 if summary.quarantined == 0 else 1
+
+
+def _report_lines(reports: dict[str, dict]) -> str:
+    lines = ["drug_response_report runs:"]
+    for name, report in reports.items():
+        lines.append(f"  {name}: significance {report['significance_pattern']!r}, samples {report['sample_pattern']!r} "
+                     f"({report['cohort_samples']}), {report['assembly']}: {report['rows']} rows -> {report['csv_uri']}")
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dagster as dg
 
+from genolake_assets.assets.annotations import NCBI_VARIANT_SUMMARY, clinvar_source, clinvar_table, clinvar_variants
 from genolake_assets.assets.ingest import raw_vcf
 from genolake_assets.assets.partitions import samples_partitions
+from genolake_assets.assets.reports import drug_response_report
 from genolake_assets.assets.tables import reference_blocks_table, samples_table, variants_table
 from genolake_assets.assets.variants import sample_variants
 from genolake_assets.resources.profile import build_resources
 from genolake_assets.sensors.landing import INGEST_JOB_NAME, landing_sensor
+from genolake_assets.settings import Settings
 
 ingest_samples = dg.define_asset_job(
     name=INGEST_JOB_NAME,
@@ -24,9 +27,33 @@ catalog_tables = dg.define_asset_job(
     description="Refresh the catalog views and the samples table.",
 )
 
+refresh_clinvar = dg.define_asset_job(
+    name="refresh_clinvar",
+    selection=dg.AssetSelection.assets(clinvar_source, clinvar_variants, clinvar_table),
+    description="Fetch a ClinVar release, convert it to a new snapshot and point the clinvar table at it.",
+)
+
+report_job = dg.define_asset_job(
+    name="drug_response",
+    selection=dg.AssetSelection.assets(drug_response_report),
+    description="Run the cohort drug-response report (set the sample and significance patterns in the config).",
+)
+
+settings = Settings.from_env()
+
+# NCBI publishes variant_summary weekly; fetch it on Monday mornings. On by default where the lake
+# has a network path to NCBI (aws); a laptop turns it on in the UI when it wants it.
+weekly_clinvar = dg.ScheduleDefinition(
+    name="weekly_clinvar", job=refresh_clinvar, cron_schedule="0 6 * * 1", execution_timezone="UTC",
+    run_config={"ops": {"clinvar_source": {"config": {"uri": NCBI_VARIANT_SUMMARY}}}},
+    default_status=dg.DefaultScheduleStatus.RUNNING if settings.profile == "aws" else dg.DefaultScheduleStatus.STOPPED,
+)
+
 defs = dg.Definitions(
-    assets=[raw_vcf, sample_variants, variants_table, reference_blocks_table, samples_table],
-    jobs=[ingest_samples, catalog_tables],
+    assets=[raw_vcf, sample_variants, variants_table, reference_blocks_table, samples_table,
+            clinvar_source, clinvar_variants, clinvar_table, drug_response_report],
+    jobs=[ingest_samples, catalog_tables, refresh_clinvar, report_job],
+    schedules=[weekly_clinvar],
     sensors=[landing_sensor],
-    resources=build_resources(),
+    resources=build_resources(settings),
 )

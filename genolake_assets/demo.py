@@ -8,6 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "data" / "vcf"
+DEFAULT_CLINVAR = Path(__file__).resolve().parents[1] / "data" / "clinvar" / "variant_summary_2021-01.first86362rows.txt.gz"
+# The bundled cohort is GRCh37 and its ClinVar matches are all classified (likely) benign or conflicting:
+# the first report shows the two frequencies on real matches, the second is the seed's own question.
+DEMO_REPORTS = {
+    "benign_in_hg_samples": {"sample_pattern": "HG%", "significance_pattern": "%benign%", "assembly": "GRCh37"},
+    "seed_drug_response": {"sample_pattern": "%", "significance_pattern": "%drug response%", "assembly": "GRCh37"},
+}
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -24,6 +31,9 @@ class DemoSummary:
     variant_rows: int
     reference_block_rows: int
     lake_bytes: int
+    clinvar_rows: int
+    clinvar_rejected_rows: int
+    reports: dict[str, dict]
     seconds: float
 
 
@@ -34,7 +44,8 @@ def bundled_vcfs(data_dir: Path) -> list[Path]:
     return files
 
 
-def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, echo=print) -> DemoSummary:
+def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, echo=print,
+             clinvar: Path = DEFAULT_CLINVAR) -> DemoSummary:
     started = time.perf_counter()
     home = home.resolve()
     if fresh and home.exists():
@@ -66,7 +77,7 @@ def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, ech
         by_file[request.tags["genolake/source_uri"]].append(request.partition_key)
     echo(f"landing sensor: {sum(len(v) for v in by_file.values())} sample partitions from {len(by_file)} files")
 
-    job = defs.get_job_def("ingest_samples")
+    job = defs.resolve_job_def("ingest_samples")
     failures = 0
     for source, keys in by_file.items():
         tags = {RANGE_START: keys[0], RANGE_END: keys[-1]} if len(keys) > 1 else {}
@@ -75,11 +86,36 @@ def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, ech
         failures += 0 if run.success else 1
         echo(f"  {'ok ' if run.success else 'FAILED'} {len(keys):>3} sample(s) from {Path(source).name} "
              f"(run {run.run_id[:8]})")
-    defs.get_job_def("refresh_catalog").execute_in_process(instance=instance, run_config=QUIET_LOGS)
-    return _summary(home, dagster_home, defs.resources["catalog"], store, time.perf_counter() - started)
+    defs.resolve_job_def("refresh_catalog").execute_in_process(instance=instance, run_config=QUIET_LOGS)
+
+    clinvar_run = defs.resolve_job_def("refresh_clinvar").execute_in_process(
+        instance=instance, run_config={**QUIET_LOGS, "ops": {"clinvar_source": {"config": {"uri": str(clinvar)}}}})
+    clinvar_meta = _materialization_metadata(clinvar_run, "clinvar_variants")
+    echo(f"ClinVar {clinvar.name}: {clinvar_meta['rows']:,} rows, {clinvar_meta['rejected_rows']} rejected")
+
+    reports = {}
+    for name, config in DEMO_REPORTS.items():
+        run = defs.resolve_job_def("drug_response").execute_in_process(
+            instance=instance, run_config={**QUIET_LOGS, "ops": {"drug_response_report": {"config": config}}})
+        meta = _materialization_metadata(run, "drug_response_report")
+        reports[name] = {**config, "rows": meta["rows"], "cohort_samples": meta["cohort_samples"],
+                         "seconds": meta["query_seconds"], "bytes_scanned": meta["bytes_scanned"],
+                         "csv_uri": meta["csv_uri"]}
+        echo(f"report {name}: {meta['rows']} rows over {meta['cohort_samples']} samples "
+             f"({meta['query_seconds'] * 1000:.0f} ms, {meta['bytes_scanned']:,} bytes read)")
+    return _summary(home, dagster_home, defs.resources["catalog"], store, clinvar_meta, reports,
+                    time.perf_counter() - started)
 
 
-def _summary(home: Path, dagster_home: Path, catalog, store, seconds: float) -> DemoSummary:
+def _materialization_metadata(run, asset: str) -> dict:
+    for event in run.get_asset_materialization_events():
+        if event.asset_key.to_user_string() == asset:
+            return {k: v.value for k, v in event.materialization.metadata.items()}
+    raise RuntimeError(f"run {run.run_id} did not materialise {asset}")
+
+
+def _summary(home: Path, dagster_home: Path, catalog, store, clinvar_meta: dict, reports: dict,
+             seconds: float) -> DemoSummary:
     status = {r["status"]: r["n"] for r in
               catalog.query("SELECT status, count(*) AS n FROM samples GROUP BY status").to_pylist()}
     variant_rows = catalog.query("SELECT count(*) AS n FROM variants").to_pylist()[0]["n"]
@@ -88,4 +124,5 @@ def _summary(home: Path, dagster_home: Path, catalog, store, seconds: float) -> 
     return DemoSummary(home=home, lake=home / "lake", dagster_home=dagster_home, samples=sum(status.values()),
                        converted=status.get("converted", 0), quarantined=status.get("quarantined", 0),
                        variant_rows=variant_rows, reference_block_rows=block_rows, lake_bytes=lake_bytes,
-                       seconds=seconds)
+                       clinvar_rows=clinvar_meta["rows"], clinvar_rejected_rows=clinvar_meta["rejected_rows"],
+                       reports=reports, seconds=seconds)

@@ -41,3 +41,20 @@ def partition_key(table: str, sample_id: str) -> str:
 
 def quarantine_key(sample_id: str, file_name: str) -> str:
     return f"{QUARANTINE_PREFIX}{require_safe_sample_id(sample_id)}/{file_name}"
+
+CLINVAR_RAW_PREFIX = "raw/clinvar/"
+CLINVAR_TABLE_PREFIX = "clinvar/"
+CLINVAR_REJECTED_PREFIX = f"{QUARANTINE_PREFIX}clinvar/"
+CLINVAR_SOURCE_KEY = "registry/clinvar/source.json"
+CLINVAR_SNAPSHOT_KEY = "registry/clinvar/snapshot.json"
+CLINVAR_PUBLISHED_KEY = "registry/clinvar/published.json"
+CLINVAR_PARTITION_KEYS = ["assembly", "chromosome"]
+REPORTS_PREFIX = "reports/"
+
+
+def clinvar_raw_key(sha256: str, file_name: str) -> str:
+    return f"{CLINVAR_RAW_PREFIX}{sha256[:2]}/{sha256}/{file_name}"
+
+
+def clinvar_snapshot_prefix(snapshot_id: str) -> str:
+    return f"{CLINVAR_TABLE_PREFIX}snapshot={snapshot_id}"

@@ -199,7 +199,7 @@ _CHR1_LENGTHS = {248956422: "GRCh38", 249250621: "GRCh37"}
 
 
 def guess_reference_genome(header: VcfHeader) -> str | None:
-    """The assembly named by ##reference / ##contig lines, or by chr1's length."""
+    """The assembly named by ##reference / ##contig lines, by chr1's length, or by the file name."""
     for line in header.meta:
         if line.startswith(("##reference", "##assembly", "##GATKCommandLine")):
             for name, pattern in _ASSEMBLY_HINTS:
@@ -208,4 +208,11 @@ def guess_reference_genome(header: VcfHeader) -> str | None:
     for contig in ("1", "chr1"):
         if contig in header.contig_lengths:
             return _CHR1_LENGTHS.get(header.contig_lengths[contig])
+    # Last resort, for headers that name no assembly at all (the bundled 1000 Genomes cohort):
+    # labs put the build in file names, and an unknown build keeps a sample out of every
+    # assembly-specific report.
+    file_name = header.path.replace("\\", "/").rsplit("/", 1)[-1]
+    for name, pattern in _ASSEMBLY_HINTS:
+        if pattern.search(file_name):
+            return name
     return None

@@ -1,0 +1,76 @@
+"""Writing a cohort report: Parquet, CSV, a markdown table and a PNG chart of the two frequencies."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+MARKDOWN_COLUMNS = ("chromosome", "pos", "ref", "alt", "genotype", "genes", "samples_with_genotype",
+                    "called_samples", "cohort_samples", "seed_frequency", "called_frequency",
+                    "clinical_significance")
+
+
+def write_report_files(table: pa.Table, folder: Path, stem: str) -> dict[str, Path]:
+    """Parquet, CSV and PNG files of the report in ``folder``; returns them by kind."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"parquet": folder / f"{stem}.parquet", "csv": folder / f"{stem}.csv", "png": folder / f"{stem}.png"}
+    pq.write_table(table, paths["parquet"], compression="zstd")
+    pa_csv.write_csv(table, paths["csv"])
+    paths["png"].write_bytes(frequency_chart_png(table))
+    return paths
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(table: pa.Table, max_rows: int = 50) -> str:
+    if table.num_rows == 0:
+        return "_No variant in the sub-population matches the significance pattern._"
+    columns = [c for c in MARKDOWN_COLUMNS if c in table.column_names]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in table.slice(0, max_rows).to_pylist():
+        lines.append("| " + " | ".join(_cell(row[c]) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def frequency_chart_png(table: pa.Table, title: str = "Genotype frequency: seed vs called denominator") -> bytes:
+    """Horizontal bars: both frequencies for each variant × genotype row (at most 25 rows drawn)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers or in CI
+    from matplotlib import pyplot as plt
+
+    rows = table.slice(0, 25).to_pylist()
+    height = max(2.0, 0.38 * len(rows) + 1.2)
+    figure, axes = plt.subplots(figsize=(9, height), dpi=100)
+    try:
+        if rows:
+            labels = [f"{r['chromosome']}:{r['pos']} {r['ref']}>{r['alt']} {r['genotype']}" for r in rows][::-1]
+            seed = [r["seed_frequency"] for r in rows][::-1]
+            called = [r["called_frequency"] for r in rows][::-1]
+            positions = range(len(rows))
+            axes.barh([p + 0.2 for p in positions], called, height=0.4, label="carriers / called samples")
+            axes.barh([p - 0.2 for p in positions], seed, height=0.4, label="carriers / all samples (seed)")
+            axes.set_yticks(list(positions), labels, fontsize=8)
+            axes.set_xlim(0, 1)
+            axes.legend(loc="lower right", fontsize=8)
+        else:
+            axes.text(0.5, 0.5, "no matching variants", ha="center", va="center")
+            axes.set_yticks([])
+        axes.set_xlabel("frequency")
+        axes.set_title(title, fontsize=10)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+    finally:
+        plt.close(figure)
