@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOME_DIR ?= $(CURDIR)/.genolake
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test ui benchmark clean
+.PHONY: install demo test ui benchmark benchmark-report clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,9 @@ ui: install
 
 benchmark: install
 	$(BIN)/python benchmarks/convert.py
+
+benchmark-report: install
+	$(BIN)/python benchmarks/report_query.py
 
 clean:
 	rm -rf $(VENV) $(HOME_DIR) .pytest_cache

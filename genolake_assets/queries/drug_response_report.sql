@@ -35,19 +35,23 @@ clinvar_matches AS (
       AND position_vcf IS NOT NULL
     GROUP BY chromosome, position_vcf, reference_allele_vcf, alternate_allele_vcf
 ),
-carriers AS (
-    SELECT v.sample_id,
-           regexp_replace(v.contig, '^chr', '') AS chromosome,
-           v.pos,
-           v.ref,
-           v.alt,
-           CASE WHEN v.gt_phased
-                THEN array_join(transform(v.gt, allele -> coalesce(CAST(allele AS varchar), '.')), '|')
-                ELSE array_join(transform(array_sort(v.gt), allele -> coalesce(CAST(allele AS varchar), '.')), '/')
-           END AS genotype
+cohort_variants AS (
+    SELECT v.sample_id, regexp_replace(v.contig, '^chr', '') AS chromosome, v.pos, v.ref, v.alt, v.gt, v.gt_phased
     FROM variants AS v
     JOIN cohort AS c ON c.sample_id = v.sample_id
-    WHERE contains(v.gt, 1)
+),
+carriers AS (
+    SELECT sample_id,
+           chromosome,
+           pos,
+           ref,
+           alt,
+           CASE WHEN gt_phased
+                THEN array_join(transform(gt, allele -> coalesce(CAST(allele AS varchar), '.')), '|')
+                ELSE array_join(transform(array_sort(gt), allele -> coalesce(CAST(allele AS varchar), '.')), '/')
+           END AS genotype
+    FROM cohort_variants
+    WHERE contains(gt, 1)
 ),
 annotated AS (
     SELECT k.*, m.variation_id, m.rs_id, m.genes, m.clinical_significance, m.review_status, m.phenotypes
@@ -62,20 +66,20 @@ sites AS (
     SELECT DISTINCT chromosome, pos FROM annotated
 ),
 calls AS (
-    SELECT v.sample_id, regexp_replace(v.contig, '^chr', '') AS chromosome, v.pos AS first_pos, v.pos AS last_pos
-    FROM variants AS v
-    WHERE v.gt IS NOT NULL AND cardinality(v.gt) > 0
-      AND (cardinality(filter(v.gt, allele -> allele IS NULL)) = 0 OR contains(v.gt, 1))
+    SELECT sample_id, chromosome, pos AS first_pos, pos AS last_pos
+    FROM cohort_variants
+    WHERE gt IS NOT NULL AND cardinality(gt) > 0
+      AND (cardinality(filter(gt, allele -> allele IS NULL)) = 0 OR contains(gt, 1))
     UNION ALL
     SELECT b.sample_id, regexp_replace(b.contig, '^chr', ''), b.pos, coalesce(b."end", b.pos)
     FROM reference_blocks AS b
+    JOIN cohort AS c ON c.sample_id = b.sample_id
 ),
 called AS (
     SELECT s.chromosome, s.pos, count(DISTINCT x.sample_id) AS called_samples
     FROM sites AS s
     JOIN calls AS x
       ON x.chromosome = s.chromosome AND s.pos BETWEEN x.first_pos AND x.last_pos
-    JOIN cohort AS c ON c.sample_id = x.sample_id
     GROUP BY s.chromosome, s.pos
 )
 SELECT a.chromosome,
