@@ -111,26 +111,26 @@ class DuckDbCatalog(Catalog):
         name = _safe_table_name(name)
         pattern = self._glob(prefix)
         files = sorted(Path(self.lake_root).glob(str(Path(prefix.strip("/")) / "*" / "*.parquet")))
-        with self._connect() as con:
-            if not files:
+        if not files:
+            with self._connect() as con:
                 con.execute(f"DROP VIEW IF EXISTS {name}")
-                return TableRegistration(name, pattern, 0, 0, [])
+            return TableRegistration(name, pattern, 0, 0, [])
+        return self._replace_view(name, pattern, len(files))
+
+    def register_file_table(self, name: str, key: str) -> TableRegistration:
+        name = _safe_table_name(name)
+        return self._replace_view(name, str(Path(self.lake_root) / require_safe_key(key)), 1)
+
+    def _replace_view(self, name: str, pattern: str, files: int) -> TableRegistration:
+        """One CREATE OR REPLACE VIEW: readers see the previous definition or this one, never a mix."""
+        with self._connect() as con:
             con.execute(
                 f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({_sql_literal(pattern)}, "
                 "union_by_name = true, hive_partitioning = false)"
             )
             rows = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
             columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {name}").fetchall()]
-        return TableRegistration(name, pattern, len(files), rows, columns)
-
-    def register_file_table(self, name: str, key: str) -> TableRegistration:
-        name = _safe_table_name(name)
-        path = str(Path(self.lake_root) / require_safe_key(key))
-        with self._connect() as con:
-            con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({_sql_literal(path)})")
-            rows = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
-            columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {name}").fetchall()]
-        return TableRegistration(name, path, 1, rows, columns)
+        return TableRegistration(name, pattern, files, rows, columns)
 
     def register_snapshot(self, name: str, snapshot_prefix: str, partition_keys: list[str]) -> TableRegistration:
         name = _safe_table_name(name)
@@ -139,16 +139,7 @@ class DuckDbCatalog(Catalog):
         files = sorted(Path(self.lake_root).glob(f"{folder}/{depth}/*.parquet"))
         if not files:
             raise FileNotFoundError(f"snapshot {folder} has no Parquet files; refusing to point {name} at it")
-        pattern = str(Path(self.lake_root) / folder / depth / "*.parquet")
-        with self._connect() as con:
-            # One CREATE OR REPLACE: readers see the previous snapshot or this one, never a mix.
-            con.execute(
-                f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({_sql_literal(pattern)}, "
-                "union_by_name = true, hive_partitioning = false)"
-            )
-            rows = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
-            columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {name}").fetchall()]
-        return TableRegistration(name, pattern, len(files), rows, columns)
+        return self._replace_view(name, str(Path(self.lake_root) / folder / depth / "*.parquet"), len(files))
 
     def table_columns(self, name: str) -> dict[str, str] | None:
         name = _safe_table_name(name)
