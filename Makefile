@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOME_DIR ?= $(CURDIR)/.genolake
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test ui benchmark benchmark-report clean
+.PHONY: install demo test ui benchmark benchmark-report benchmark-lookup clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,9 @@ benchmark: install
 
 benchmark-report: install
 	$(BIN)/python benchmarks/report_query.py
+
+benchmark-lookup: install
+	$(BIN)/python benchmarks/lookup.py
 
 clean:
 	rm -rf $(VENV) $(HOME_DIR) .pytest_cache

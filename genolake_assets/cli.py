@@ -50,17 +50,80 @@ genolake demo done in {summary.seconds:.1f} s
   variants rows:     {summary.variant_rows:,}
   reference blocks:  {summary.reference_block_rows:,}
   Parquet bytes:     {summary.lake_bytes:,}
+  cohort table rows: {summary.cohort_rows:,} (locus-ordered: cohort_variants)
   ClinVar rows:      {summary.clinvar_rows:,} ({summary.clinvar_rejected_rows} rejected)
   lake:              {summary.lake}
-  catalog (DuckDB):  {summary.home / 'catalog.duckdb'}   (tables: variants, reference_blocks, samples, clinvar)
+  catalog (DuckDB):  {summary.home / 'catalog.duckdb'}   (tables: variants, reference_blocks, samples, cohort_variants, clinvar)
 {_report_lines(summary.reports)}
 
 Open the Dagster UI on this lake:
   GENOLAKE_HOME={summary.home} DAGSTER_HOME={summary.dagster_home} dagster dev
+Every sample at one marker (the cohort table):
+  genolake lookup {summary.lake} chr22:10516150 20:10393629
 Query it:
   python -c "import duckdb; duckdb.connect('{summary.home / 'catalog.duckdb'}', read_only=True).sql('SELECT sample_id, count(*) FROM variants GROUP BY 1').show()"
 """)
     return 0 if summary.quarantined == 0 else 1
+
+
+LOOKUP_COLUMNS = ("marker", "sample_id", "status", "genotype", "ref", "alt", "gq", "dp")
+
+
+def _lookup(args: argparse.Namespace) -> int:
+    from genolake_assets.lib.cohort_lookup import ReaderSettings, lookup, parse_marker
+    from genolake_assets.resources.cohort_reader import open_lake, read_state
+
+    try:
+        markers = [parse_marker(text) for text in args.markers]
+        filesystem, root = open_lake(args.lake, endpoint_url=args.endpoint_url, region=args.region)
+        state = read_state(filesystem, root)
+    except (ValueError, OSError) as exc:  # a bad marker or location, no cohort table, no access
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    settings = ReaderSettings(pre_buffer=not args.no_pre_buffer, range_size_limit=args.range_size_limit,
+                              hole_size_limit=args.hole_size_limit)
+    result = lookup(markers, state, filesystem, root, settings)
+    if args.json:
+        for row in result.table.to_pylist():
+            print(json.dumps(row))
+    else:
+        print("\t".join(LOOKUP_COLUMNS))
+        for row in result.table.select(list(LOOKUP_COLUMNS)).to_pylist():
+            print("\t".join("" if row[name] is None else str(row[name]) for name in LOOKUP_COLUMNS))
+    print(f"{len(state.samples):,} samples x {len(markers)} markers: {result.files_opened} files opened, "
+          f"{result.row_groups_read} of {result.row_groups_total} row groups read, "
+          f"{result.bytes_read:,} bytes read in {result.read_requests} reads, {result.seconds:.3f} s",
+          file=sys.stderr)
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    from genolake_assets.queries import render
+    from genolake_assets.resources.profile import build_resources
+
+    parameters: dict[str, str | int] = {}
+    for item in args.parameters:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"genolake query: parameter {item!r} is not NAME=VALUE", file=sys.stderr)
+            return 2
+        parameters[name] = int(value) if value.lstrip("-").isdigit() else value
+    try:
+        statement = render(args.name, **parameters)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"genolake query: {error}", file=sys.stderr)
+        return 2
+    try:
+        result = build_resources()["sql"].run(statement)
+    except RuntimeError as error:
+        print(f"genolake query {args.name}: {str(error).splitlines()[0]}", file=sys.stderr)
+        return 1
+    print("\t".join(result.table.column_names))
+    for row in result.table.to_pylist():
+        print("\t".join("" if v is None else str(v) for v in row.values()))
+    print(f"{result.table.num_rows} rows; {result.engine}, {result.seconds:.3f} s, "
+          f"{result.bytes_scanned} bytes scanned", file=sys.stderr)
+    return 0
 
 
 def _report_lines(reports: dict[str, dict]) -> str:
@@ -97,6 +160,36 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data", default=None, help="folder of VCFs to land (default: the bundled data/vcf)")
     demo.add_argument("--fresh", action="store_true", help="delete the home first")
     demo.set_defaults(run=_demo)
+
+    lookup = commands.add_parser(
+        "lookup", help="every sample's genotype at a few markers, from the cohort table",
+        description="Reads registry/cohort/state.json and, per marker, only the row groups of the one cohort "
+                    "partition that can hold it. Prints a TSV (or JSON lines) with one row per marker and "
+                    "sample; status is variant, other_allele, hom_ref or no_call. A summary goes to stderr.")
+    lookup.add_argument("lake", help="the lake directory or s3://bucket/prefix")
+    lookup.add_argument("markers", nargs="+", metavar="MARKER",
+                        help="CONTIG:POS or CONTIG:POS:REF:ALT (chr22 and 22 both match)")
+    lookup.add_argument("--json", action="store_true", help="print JSON lines instead of a TSV")
+    lookup.add_argument("--endpoint-url", default=None, help="an S3-compatible endpoint (MinIO, Ceph...)")
+    lookup.add_argument("--region", default=None, help="the bucket's region (default: resolved from the bucket)")
+    lookup.add_argument("--range-size-limit", type=int, default=8 << 20, metavar="BYTES",
+                        help="largest coalesced read (default: 8 MiB)")
+    lookup.add_argument("--hole-size-limit", type=int, default=1 << 20, metavar="BYTES",
+                        help="gaps up to this size between wanted ranges are read through (default: 1 MiB)")
+    lookup.add_argument("--no-pre-buffer", action="store_true",
+                        help="read each column chunk on its own instead of coalesced pre-buffered ranges")
+    lookup.set_defaults(run=_lookup)
+
+    query = commands.add_parser(
+        "query", help="run one of the project's queries with the profile's SQL engine (DuckDB or Athena)",
+        description="Runs genolake_assets/queries/NAME.sql (Trino SQL; transpiled to DuckDB in the local profile, "
+                    "sent to Athena in the aws profile) with NAME=VALUE parameters bound as literals, and prints "
+                    "the rows as TSV, then engine, seconds and bytes scanned to stderr. Environment as for "
+                    "Dagster (GENOLAKE_PROFILE, GENOLAKE_HOME, ...).")
+    query.add_argument("name", help="the query, e.g. cohort_frequency_at_marker, top_variants_in_region")
+    query.add_argument("parameters", nargs="*", metavar="NAME=VALUE",
+                       help="integers are passed as numbers, anything else as a string")
+    query.set_defaults(run=_query)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from genolake_assets.assets.annotations import NCBI_VARIANT_SUMMARY, clinvar_source, clinvar_table, clinvar_variants
+from genolake_assets.assets.cohort import cohort_variants
 from genolake_assets.assets.ingest import raw_vcf
 from genolake_assets.assets.partitions import samples_partitions
 from genolake_assets.assets.reports import drug_response_report
@@ -33,6 +34,12 @@ refresh_clinvar = dg.define_asset_job(
     description="Fetch a ClinVar release, convert it to a new snapshot and point the clinvar table at it.",
 )
 
+cohort_job = dg.define_asset_job(
+    name="refresh_cohort",
+    selection=dg.AssetSelection.assets(cohort_variants),
+    description="Fold new or re-converted samples into the locus-ordered cohort table and compact small files.",
+)
+
 report_job = dg.define_asset_job(
     name="drug_response",
     selection=dg.AssetSelection.assets(drug_response_report),
@@ -51,8 +58,8 @@ weekly_clinvar = dg.ScheduleDefinition(
 
 defs = dg.Definitions(
     assets=[raw_vcf, sample_variants, variants_table, reference_blocks_table, samples_table,
-            clinvar_source, clinvar_variants, clinvar_table, drug_response_report],
-    jobs=[ingest_samples, catalog_tables, refresh_clinvar, report_job],
+            cohort_variants, clinvar_source, clinvar_variants, clinvar_table, drug_response_report],
+    jobs=[ingest_samples, catalog_tables, cohort_job, refresh_clinvar, report_job],
     schedules=[weekly_clinvar],
     sensors=[landing_sensor],
     resources=build_resources(settings),

@@ -31,6 +31,7 @@ class DemoSummary:
     variant_rows: int
     reference_block_rows: int
     lake_bytes: int
+    cohort_rows: int
     clinvar_rows: int
     clinvar_rejected_rows: int
     reports: dict[str, dict]
@@ -54,7 +55,8 @@ def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, ech
     dagster_home.mkdir(parents=True, exist_ok=True)
     settings = dagster_home / "dagster.yaml"
     if not settings.exists():
-        settings.write_text("telemetry:\n  enabled: false\n")
+        # cohort_writer (the cohort table) must have one writer at a time: pools default to a limit of 1.
+        settings.write_text("telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n")
     os.environ.update(GENOLAKE_PROFILE="local", GENOLAKE_HOME=str(home), DAGSTER_HOME=str(dagster_home))
 
     import dagster as dg
@@ -87,6 +89,10 @@ def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, ech
         echo(f"  {'ok ' if run.success else 'FAILED'} {len(keys):>3} sample(s) from {Path(source).name} "
              f"(run {run.run_id[:8]})")
     defs.resolve_job_def("refresh_catalog").execute_in_process(instance=instance, run_config=QUIET_LOGS)
+    cohort_run = defs.resolve_job_def("refresh_cohort").execute_in_process(instance=instance, run_config=QUIET_LOGS)
+    cohort_meta = _materialization_metadata(cohort_run, "cohort_variants")
+    echo(f"cohort_variants: {cohort_meta['samples']} samples, {cohort_meta['rows']:,} rows in "
+         f"{cohort_meta['partitions']} locus partitions ({cohort_meta['files']} files)")
 
     clinvar_run = defs.resolve_job_def("refresh_clinvar").execute_in_process(
         instance=instance, run_config={**QUIET_LOGS, "ops": {"clinvar_source": {"config": {"uri": str(clinvar)}}}})
@@ -103,8 +109,10 @@ def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, ech
                          "csv_uri": meta["csv_uri"]}
         echo(f"report {name}: {meta['rows']} rows over {meta['cohort_samples']} samples "
              f"({meta['query_seconds'] * 1000:.0f} ms, {meta['bytes_scanned']:,} bytes read)")
-    return _summary(home, dagster_home, defs.resources["catalog"], store, clinvar_meta, reports,
-                    time.perf_counter() - started)
+    summary = _summary(home, dagster_home, defs.resources["catalog"], store, clinvar_meta, reports,
+                       time.perf_counter() - started)
+    summary.cohort_rows = cohort_meta["rows"]
+    return summary
 
 
 def _materialization_metadata(run, asset: str) -> dict:
@@ -124,5 +132,5 @@ def _summary(home: Path, dagster_home: Path, catalog, store, clinvar_meta: dict,
     return DemoSummary(home=home, lake=home / "lake", dagster_home=dagster_home, samples=sum(status.values()),
                        converted=status.get("converted", 0), quarantined=status.get("quarantined", 0),
                        variant_rows=variant_rows, reference_block_rows=block_rows, lake_bytes=lake_bytes,
-                       clinvar_rows=clinvar_meta["rows"], clinvar_rejected_rows=clinvar_meta["rejected_rows"],
+                       cohort_rows=0, clinvar_rows=clinvar_meta["rows"], clinvar_rejected_rows=clinvar_meta["rejected_rows"],
                        reports=reports, seconds=seconds)

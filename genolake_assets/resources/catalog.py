@@ -85,6 +85,15 @@ class Catalog(dg.ConfigurableResource):
         """
 
     @abstractmethod
+    def register_file_set(self, name: str, schema: pa.Schema, partition_keys: list[str],
+                          partitions: dict[tuple[str, ...], list[str]]) -> TableRegistration:
+        """Point the table ``name`` at exactly these files (a manifest's live set; the cohort table).
+
+        ``partitions`` maps partition values (in ``partition_keys`` order) to the keys of that
+        partition's live files, which all sit in one folder. Partitions not listed are removed.
+        """
+
+    @abstractmethod
     def table_columns(self, name: str) -> dict[str, str] | None:
         """Column → SQL type of a registered table (partition keys included), or None if absent."""
 
@@ -140,6 +149,22 @@ class DuckDbCatalog(Catalog):
         if not files:
             raise FileNotFoundError(f"snapshot {folder} has no Parquet files; refusing to point {name} at it")
         return self._replace_view(name, str(Path(self.lake_root) / folder / depth / "*.parquet"), len(files))
+
+    def register_file_set(self, name: str, schema: pa.Schema, partition_keys: list[str],
+                          partitions: dict[tuple[str, ...], list[str]]) -> TableRegistration:
+        name = _safe_table_name(name)
+        files = [str(Path(self.lake_root) / require_safe_key(key)) for keys in partitions.values() for key in keys]
+        if not files:
+            with self._connect() as con:
+                con.execute(f"DROP VIEW IF EXISTS {name}")
+            return TableRegistration(name, "", 0, 0, [])
+        listing = "[" + ", ".join(_sql_literal(f) for f in files) + "]"
+        with self._connect() as con:
+            con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({listing}, "
+                        "union_by_name = true, hive_partitioning = false)")
+            rows = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+            columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {name}").fetchall()]
+        return TableRegistration(name, f"{len(partitions)} partitions", len(files), rows, columns)
 
     def table_columns(self, name: str) -> dict[str, str] | None:
         name = _safe_table_name(name)

@@ -15,6 +15,7 @@ Parquet footers), never by a crawler. Only the footer of each file is read, with
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -425,6 +426,47 @@ class GlueCatalog(Catalog):
         self._put_table(existing, table_input)
         return TableRegistration(name, location, sum(len(p.objects) for p in partitions), rows,
                                  list(columns.items()) + [(k, "string") for k in keys])
+
+    def register_file_set(self, name: str, schema: pa.Schema, partition_keys: list[str],
+                          partitions: dict[tuple[str, ...], list[str]]) -> TableRegistration:
+        name = _safe_table_name(name)
+        keys = [_safe_table_name(k) for k in partition_keys]
+        key_types = [glue_type(schema.field(k).type) for k in keys]
+        columns = [(f.name, glue_type(f.type)) for f in schema if f.name not in keys]
+        folders = {}
+        for values, files in partitions.items():
+            parents = {require_safe_key(f).rsplit("/", 1)[0] for f in files}
+            if len(parents) != 1:
+                raise ValueError(f"{name} partition {values}: its files are not in one folder: {sorted(parents)}")
+            folders[tuple(str(v) for v in values)] = parents.pop()
+        table_folder = os.path.commonpath(list(folders.values())) if folders else require_safe_key(name)
+        self._ensure_database()
+        existing = self._get_table(name)
+        table_input = self._table_input(name, self._folder_uri(table_folder), columns, keys, {}, existing)
+        for key, key_type in zip(table_input["PartitionKeys"], key_types):
+            key["Type"] = key_type
+        self._put_table(existing, table_input)
+        registered = {} if existing is None else {
+            tuple(p["Values"]): p["StorageDescriptor"]["Location"] for page in
+            self._glue().get_paginator("get_partitions").paginate(DatabaseName=self.database, TableName=name)
+            for p in page.get("Partitions", [])}
+
+        def partition_input(values: tuple[str, ...]) -> dict:
+            return {"Values": list(values), "Parameters": {"classification": "parquet"},
+                    "StorageDescriptor": _storage_descriptor(self._folder_uri(folders[values]), columns)}
+
+        self._create_partitions(name, [partition_input(v) for v in folders if v not in registered])
+        # A compaction moved the partition to a new generation folder: one location update flips it.
+        self._update_partitions(name, [partition_input(v) for v in folders
+                                       if v in registered and registered[v] != self._folder_uri(folders[v])])
+        gone = [list(v) for v in registered if v not in folders]
+        for batch in _batches(gone, self._batch_size()):
+            response = self._glue().batch_delete_partition(
+                DatabaseName=self.database, TableName=name, PartitionsToDelete=[{"Values": v} for v in batch])
+            self._raise_partition_errors(name, "delete", response.get("Errors", []), "PartitionValues")
+        files = sum(len(f) for f in partitions.values())
+        return TableRegistration(name, self._folder_uri(table_folder), files, -1,
+                                 columns + list(zip(keys, key_types)))
 
     def table_columns(self, name: str) -> dict[str, str] | None:
         name = _safe_table_name(name)
