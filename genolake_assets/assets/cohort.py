@@ -34,9 +34,12 @@ def _sample_tokens(lake: LakeResource) -> dict[str, str]:
     if not store.exists(SAMPLES_TABLE_KEY):
         return {}
     rows = pq.read_table(lake.local_copy(SAMPLES_TABLE_KEY),
-                         columns=["sample_id", "converted_at", "sha256", "variant_rows"]).to_pylist()
+                         columns=["sample_id", "converted_at", "sha256", "engine_version"]).to_pylist()
     # A quarantined re-upload keeps describing the version still served, so its token does not move.
-    return {r["sample_id"]: f"{r['converted_at']}|{r['sha256']}" for r in rows if r["converted_at"]}
+    # converted_at has one-second resolution: a re-conversion of the same file by the same engine in
+    # the same second produced the same rows, so missing it changes nothing.
+    return {r["sample_id"]: f"{r['converted_at']}|{r['sha256']}|{r['engine_version']}"
+            for r in rows if r["converted_at"]}
 
 
 def _load_state(store) -> CohortState:

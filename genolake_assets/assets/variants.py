@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 
-from genolake_assets.assets.batch import each_partition, fail_for_bad_partitions
+from genolake_assets.assets.batch import fail_for_bad_partitions
 from genolake_assets.assets.partitions import samples_partitions
 from genolake_assets.assets.records import load_record, mark_quarantined, save_published, save_record
 from genolake_assets.lib.errors import InputProblem, VcfFormatError

@@ -22,41 +22,29 @@ Status of a sample at a marker (one row per sample, or one per carried allele):
 from __future__ import annotations
 
 import re
+import threading
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from genolake_assets.lib.cohort_state import CohortState, partition_key
+from genolake_assets.lib.cohort_result import (HOM_REF, NO_CALL, OTHER_ALLELE, REFERENCE_BLOCK_KIND, RESULT_SCHEMA,
+                                               VARIANT, result_table)
+from genolake_assets.lib.cohort_state import STATE_KEY, CohortState, partition_key
 
 MIB = 1 << 20
-VARIANT = "variant"
-OTHER_ALLELE = "other_allele"
-HOM_REF = "hom_ref"
-NO_CALL = "no_call"
-REFERENCE_BLOCK_KIND = "reference_block"
 READ_COLUMNS = ["contig", "pos", "end", "ref", "alt", "sample_id", "kind", "gt", "gt_phased", "gq", "dp"]
+# Read dictionary-encoded, as stored: decoding a row group's strings costs more than the rest of it,
+# and only the rows covering a marker are decoded.
+DICTIONARY_COLUMNS = ["contig", "ref", "alt", "sample_id", "kind"]
 # Footers are read by a few threads at once: on S3 each is a HEAD and a GET, dominated by latency.
 METADATA_THREADS = 16
 
-RESULT_SCHEMA = pa.schema([
-    pa.field("marker", pa.string()),
-    pa.field("contig", pa.string()),
-    pa.field("pos", pa.int32()),
-    pa.field("sample_id", pa.string()),
-    pa.field("status", pa.string()),
-    pa.field("ref", pa.string()),
-    pa.field("alt", pa.string()),
-    pa.field("genotype", pa.string()),
-    pa.field("gt", pa.list_(pa.int16())),
-    pa.field("gq", pa.int32()),
-    pa.field("dp", pa.int32()),
-])
 
 _MARKER = re.compile(r"^(?P<contig>[A-Za-z0-9_.-]+):(?P<pos>[0-9]+)(?::(?P<ref>[A-Za-z*]+):(?P<alt>[A-Za-z*]+))?$")
 
@@ -104,7 +92,8 @@ class ReaderSettings:
         options = ds.ParquetFragmentScanOptions(
             pre_buffer=self.pre_buffer, cache_options=cache,
             use_buffered_stream=self.buffer_size > 0, buffer_size=self.buffer_size or 8192)
-        return ds.ParquetFileFormat(default_fragment_scan_options=options)
+        return ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=DICTIONARY_COLUMNS),
+                                    default_fragment_scan_options=options)
 
 
 @dataclass
@@ -167,13 +156,6 @@ class _CountingReader:
         return True
 
 
-@dataclass
-class _OpenFile:
-    counter: _CountingReader
-    fragment: ds.ParquetFileFragment
-    selected: list[int] = field(default_factory=list)
-
-
 def contig_spellings(contig: str) -> list[str]:
     """``chr22`` and ``22`` name the same contig (likewise ``chrM`` and ``MT``)."""
     bare = contig[3:] if contig.lower().startswith("chr") else contig
@@ -190,26 +172,18 @@ def resolve_contig(contig: str, present: set[str]) -> str:
 
 def lookup(markers: list[Marker], state: CohortState, filesystem: pafs.FileSystem, root: str,
            settings: ReaderSettings = ReaderSettings()) -> LookupResult:
-    """Every sample of ``state`` at each marker: a row per (marker, sample) or per carried allele."""
-    started = time.perf_counter()
-    present = {p.contig for p in state.partitions.values()}
-    located = [(marker, resolve_contig(marker.contig, present)) for marker in markers]
-    wanted: dict[str, set[int]] = defaultdict(set)
-    for marker, contig in located:
-        name = partition_key(contig, marker.pos // state.bin_size)
-        if name in state.partitions:
-            wanted[name].add(marker.pos)
+    """Every sample of ``state`` at each marker: a row per (marker, sample) or per carried allele.
 
-    keys = [(key, positions) for name, positions in sorted(wanted.items())
-            for key in state.live_keys(name)]
-    opened = _open_files(filesystem, root, keys, settings)
+    A one-off query: the files are opened (footers read) and closed again. For many lookups in one
+    process, :class:`CohortReader` keeps the manifest and the footers.
+    """
+    started = time.perf_counter()
+    view = _StateView(state)
+    located, keys = view.plan(markers)
+    opened = _open_files(filesystem, root, keys, settings.file_format(), settings.use_threads)
     try:
         rows = _read_selected(opened, settings)
-        result = LookupResult(
-            table=_result_table(located, sorted(state.samples), rows),
-            files_opened=len(opened),
-            row_groups_read=sum(len(f.selected) for f in opened),
-            row_groups_total=sum(f.fragment.num_row_groups for f in opened))
+        result = _finish(located, view, rows, opened)
     finally:
         for f in opened:
             f.counter.close()
@@ -219,27 +193,175 @@ def lookup(markers: list[Marker], state: CohortState, filesystem: pafs.FileSyste
     return result
 
 
+class CohortReader:
+    """A warm, reusable marker lookup for services and notebooks.
+
+    Keeps the parsed manifest (re-read only when its size or mtime changes, checked with one
+    ``get_file_info`` per lookup) and, per live file, the open file with its footer (so a lookup
+    reads only the selected row groups). Entries of files no longer live are dropped when a new
+    manifest is seen; at most ``max_open_files`` files are kept open (least recently used first out).
+    Thread-safe: the reads of concurrent lookups are serialised (so each result's byte and request
+    counts are its own); building the result tables runs in parallel.
+    """
+
+    def __init__(self, filesystem: pafs.FileSystem, root: str, settings: ReaderSettings = ReaderSettings(),
+                 max_open_files: int = 256):
+        self.filesystem = filesystem
+        self.root = root
+        self.settings = settings
+        self.max_open_files = max(1, max_open_files)
+        self._format = settings.file_format()
+        self._lock = threading.Lock()
+        self._manifest_path = _join(root, STATE_KEY)
+        self._manifest_signature: tuple | None = None
+        self._view: _StateView | None = None
+        self._files: OrderedDict[str, _OpenFile] = OrderedDict()
+
+    @property
+    def state(self) -> CohortState:
+        """The current manifest (re-read if it changed)."""
+        with self._lock:
+            return self._refresh().state
+
+    def lookup(self, markers: list[Marker]) -> LookupResult:
+        started = time.perf_counter()
+        with self._lock:
+            view = self._refresh()
+            located, keys = view.plan(markers)
+            opened, before = self._files_for(keys)
+            rows = _read_selected(opened, self.settings)
+            bytes_read = sum(f.counter.bytes_read - b for f, (b, _) in zip(opened, before))
+            read_requests = sum(f.counter.read_requests - r for f, (_, r) in zip(opened, before))
+        result = _finish(located, view, rows, opened)
+        result.bytes_read = bytes_read
+        result.read_requests = read_requests
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def close(self) -> None:
+        with self._lock:
+            for f in self._files.values():
+                f.counter.close()
+            self._files.clear()
+
+    def __enter__(self) -> CohortReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _refresh(self) -> _StateView:
+        info = self.filesystem.get_file_info(self._manifest_path)
+        if info.type != pafs.FileType.File:
+            raise FileNotFoundError(f"no cohort table in this lake: {self._manifest_path} is missing; "
+                                    "materialise the `cohort_variants` asset first")
+        signature = (info.size, info.mtime_ns)
+        if self._view is None or signature != self._manifest_signature:
+            with self.filesystem.open_input_stream(self._manifest_path) as stream:
+                state = CohortState.from_json(stream.read())
+            self._view = _StateView(state)
+            self._manifest_signature = signature
+            live = set(state.all_live_keys())
+            for key in [k for k in self._files if k not in live]:
+                self._files.pop(key).counter.close()
+        return self._view
+
+    def _files_for(self, keys: list[tuple[str, np.ndarray]]) -> tuple[list[_OpenFile], list[tuple[int, int]]]:
+        """The files to read, and their (bytes, requests) counts before this lookup (0 if opened by it)."""
+        missing = [(key, positions) for key, positions in keys if key not in self._files]
+        counts = {key: (self._files[key].counter.bytes_read, self._files[key].counter.read_requests)
+                  for key, _ in keys if key in self._files}
+        for f in _open_files(self.filesystem, self.root, missing, self._format, self.settings.use_threads):
+            self._files[f.key] = f
+        opened = []
+        for key, positions in keys:
+            f = self._files[key]
+            self._files.move_to_end(key)
+            f.selected = f.select(positions)
+            opened.append(f)
+        in_use = {key for key, _ in keys}
+        for key in list(self._files):
+            if len(self._files) <= self.max_open_files:
+                break
+            if key not in in_use:
+                self._files.pop(key).counter.close()
+        return opened, [counts.get(f.key, (0, 0)) for f in opened]
+
+
+class _StateView:
+    """What a lookup needs from a manifest, computed once per manifest."""
+
+    def __init__(self, state: CohortState):
+        self.state = state
+        self.present = {p.contig for p in state.partitions.values()}
+        self.samples = pa.array(sorted(state.samples), pa.string())
+
+    def plan(self, markers: list[Marker]) -> tuple[list[tuple[Marker, str]], list[tuple[str, np.ndarray]]]:
+        """(marker, the cohort's contig spelling) per marker, and (file key, sorted positions) to read."""
+        state = self.state
+        located = [(marker, resolve_contig(marker.contig, self.present)) for marker in markers]
+        wanted: dict[str, set[int]] = defaultdict(set)
+        for marker, contig in located:
+            name = partition_key(contig, marker.pos // state.bin_size)
+            if name in state.partitions:
+                wanted[name].add(marker.pos)
+        keys = [(key, np.array(sorted(positions), np.int64)) for name, positions in sorted(wanted.items())
+                for key in state.live_keys(name)]
+        return located, keys
+
+
 def _join(root: str, key: str) -> str:
     return f"{root.rstrip('/')}/{key}" if root else key
 
 
-def _open_files(filesystem: pafs.FileSystem, root: str, keys: list[tuple[str, set[int]]],
-                settings: ReaderSettings) -> list[_OpenFile]:
-    file_format = settings.file_format()
+@dataclass
+class _OpenFile:
+    key: str
+    counter: _CountingReader
+    fragment: ds.ParquetFileFragment
+    pos_min: np.ndarray  # per row group; NaN where the statistics are missing
+    end_max: np.ndarray
+    selected: list[int] = field(default_factory=list)
 
-    def open_one(key_positions: tuple[str, set[int]]) -> _OpenFile:
+    def select(self, positions: np.ndarray) -> list[int]:
+        """Row groups that can hold a row with pos <= p <= end for a wanted p (no statistics: yes)."""
+        at = np.searchsorted(positions, self.pos_min, side="left")
+        hit = at < len(positions)
+        hit[hit] = positions[at[hit]] <= self.end_max[hit]
+        unknown = np.isnan(self.pos_min) | np.isnan(self.end_max)
+        return np.flatnonzero(hit | unknown).tolist()
+
+
+def _row_group_bounds(metadata) -> tuple[np.ndarray, np.ndarray]:
+    columns = {metadata.schema.column(j).path: j for j in range(metadata.num_columns)}
+    bounds = []
+    for name, attribute in (("pos", "min"), ("end", "max")):
+        values = np.full(metadata.num_row_groups, np.nan)
+        if name in columns:
+            for i in range(metadata.num_row_groups):
+                statistics = metadata.row_group(i).column(columns[name]).statistics
+                if statistics is not None and statistics.has_min_max:
+                    values[i] = getattr(statistics, attribute)
+        bounds.append(values)
+    return bounds[0], bounds[1]
+
+
+def _open_files(filesystem: pafs.FileSystem, root: str, keys: list[tuple[str, np.ndarray]],
+                file_format: ds.ParquetFileFormat, use_threads: bool = True) -> list[_OpenFile]:
+    def open_one(key_positions: tuple[str, np.ndarray]) -> _OpenFile:
         key, positions = key_positions
         counter = _CountingReader(filesystem.open_input_file(_join(root, key)))
         try:
             fragment = file_format.make_fragment(pa.PythonFile(counter, mode="r"))
             fragment.ensure_complete_metadata()  # the footer; kept by the fragment and its subsets
-            selected = [info.id for info in fragment.row_groups if _may_cover(info.statistics, positions)]
+            opened = _OpenFile(key, counter, fragment, *_row_group_bounds(fragment.metadata))
+            opened.selected = opened.select(positions)
         except BaseException:
             counter.close()
             raise
-        return _OpenFile(counter, fragment, selected)
+        return opened
 
-    if not settings.use_threads or len(keys) < 2:
+    if not use_threads or len(keys) < 2:
         return [open_one(k) for k in keys]
     with ThreadPoolExecutor(max_workers=min(METADATA_THREADS, len(keys))) as pool:
         futures = [pool.submit(open_one, k) for k in keys]
@@ -256,94 +378,24 @@ def _open_files(filesystem: pafs.FileSystem, root: str, keys: list[tuple[str, se
         return opened
 
 
-def _may_cover(statistics: dict, positions: set[int]) -> bool:
-    """Whether a row group can hold a row with pos <= p <= end for a wanted p (no statistics: yes)."""
-    low = statistics.get("pos", {}).get("min")
-    high = statistics.get("end", {}).get("max")
-    if low is None or high is None:
-        return True
-    return any(low <= p <= high for p in positions)
-
-
-def _read_selected(opened: list[_OpenFile], settings: ReaderSettings) -> pa.Table:
+def _read_selected(opened: list[_OpenFile], settings: ReaderSettings) -> pa.Table | None:
     fragments = [f.fragment.subset(row_group_ids=f.selected) for f in opened if f.selected]
     if not fragments:
-        return pa.table({name: pa.array([], pa.string()) for name in READ_COLUMNS})
-    schema = fragments[0].physical_schema
-    dataset = ds.FileSystemDataset(fragments, schema, opened[0].fragment.format)
+        return None
+    if len(fragments) == 1:
+        return fragments[0].to_table(columns=READ_COLUMNS, use_threads=settings.use_threads)
+    dataset = ds.FileSystemDataset(fragments, fragments[0].physical_schema, opened[0].fragment.format)
     return dataset.to_table(columns=READ_COLUMNS, use_threads=settings.use_threads)
 
 
-def _result_table(located: list[tuple[Marker, str]], samples: list[str], rows: pa.Table) -> pa.Table:
-    out: dict[str, list] = {name: [] for name in RESULT_SCHEMA.names}
-    for marker, contig in located:
-        per_sample = _rows_at(rows, contig, marker.pos)
-        for sample_id in samples:
-            for status, ref, alt, row in _sample_calls(marker, per_sample.get(sample_id, [])):
-                values = {"marker": str(marker), "contig": contig, "pos": marker.pos, "sample_id": sample_id,
-                          "status": status, "ref": ref, "alt": alt,
-                          "genotype": _genotype(row) if row else None,
-                          "gt": row["gt"] if row else None,
-                          "gq": row["gq"] if row else None, "dp": row["dp"] if row else None}
-                for name, value in values.items():
-                    out[name].append(value)
-    return pa.table(out, schema=RESULT_SCHEMA)
+def _finish(located: list[tuple[Marker, str]], view: _StateView, rows: pa.Table | None,
+            opened: list[_OpenFile]) -> LookupResult:
+    return LookupResult(
+        table=result_table(located, view.samples, rows),
+        files_opened=len(opened),
+        row_groups_read=sum(len(f.selected) for f in opened),
+        row_groups_total=sum(f.fragment.num_row_groups for f in opened))
 
 
-def _rows_at(rows: pa.Table, contig: str, pos: int) -> dict[str, list[dict]]:
-    """sample_id → the rows covering ``pos``: variant rows starting there, reference blocks spanning it."""
-    if rows.num_rows == 0:
-        return {}
-    starts_here = pc.equal(rows["pos"], pos)
-    spans = pc.and_(pc.less_equal(rows["pos"], pos), pc.greater_equal(rows["end"], pos))
-    is_block = pc.equal(rows["kind"], REFERENCE_BLOCK_KIND)
-    covers = pc.and_(pc.equal(rows["contig"], contig),
-                     pc.or_(pc.and_(is_block, spans), pc.and_(pc.invert(is_block), starts_here)))
-    by_sample: dict[str, list[dict]] = defaultdict(list)
-    for row in rows.filter(covers).sort_by([("sample_id", "ascending"), ("alt", "ascending")]).to_pylist():
-        by_sample[row["sample_id"]].append(row)
-    return by_sample
-
-
-def _sample_calls(marker: Marker, rows: list[dict]) -> list[tuple[str, str | None, str | None, dict | None]]:
-    """(status, ref, alt, row) for one sample at one marker; see the module docstring."""
-    variants = [r for r in rows if r["kind"] != REFERENCE_BLOCK_KIND]
-    blocks = [r for r in rows if r["kind"] == REFERENCE_BLOCK_KIND]
-    carried = [r for r in variants if _carries_alt(r["gt"])]
-    if marker.alt is not None:
-        asked = [r for r in carried if r["ref"] == marker.ref and r["alt"] == marker.alt]
-        if asked:
-            return [(VARIANT, r["ref"], r["alt"], r) for r in asked]
-        if carried:
-            return [(OTHER_ALLELE, r["ref"], r["alt"], r) for r in carried]
-    elif carried:
-        return [(VARIANT, r["ref"], r["alt"], r) for r in carried]
-    # Nothing carried: the sample is reference here, uncalled, or not covered.
-    ref = marker.ref
-    if variants:
-        row = next((r for r in variants if _all_reference(r["gt"])), variants[0])
-        status = HOM_REF if _all_reference(row["gt"]) else NO_CALL
-        return [(status, ref or row["ref"], marker.alt, row)]
-    if blocks:
-        row = blocks[0]
-        if ref is None and row["pos"] == marker.pos:  # a block's ref is the base at its start only
-            ref = row["ref"]
-        called = row["gt"] is None or _all_reference(row["gt"])
-        return [(HOM_REF if called else NO_CALL, ref, marker.alt, row)]
-    return [(NO_CALL, ref, marker.alt, None)]
-
-
-def _carries_alt(gt: list[int | None] | None) -> bool:
-    return bool(gt) and any(a is not None and a > 0 for a in gt)
-
-
-def _all_reference(gt: list[int | None] | None) -> bool:
-    return bool(gt) and all(a == 0 for a in gt)
-
-
-def _genotype(row: dict) -> str | None:
-    gt = row["gt"]
-    if gt is None:  # a reference block without GT still asserts the reference
-        return "0/0" if row["kind"] == REFERENCE_BLOCK_KIND else None
-    separator = "|" if row["gt_phased"] else "/"
-    return separator.join("." if a is None else str(a) for a in gt)
+__all__ = ["HOM_REF", "NO_CALL", "OTHER_ALLELE", "REFERENCE_BLOCK_KIND", "RESULT_SCHEMA", "VARIANT",
+           "CohortReader", "LookupResult", "Marker", "ReaderSettings", "lookup", "parse_marker"]

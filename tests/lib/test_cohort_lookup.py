@@ -10,7 +10,7 @@ import pytest
 
 from genolake_assets.lib import cohort_layout
 from genolake_assets.lib.cohort_layout import STATE_KEY, CohortState, SampleInput, update_cohort
-from genolake_assets.lib.cohort_lookup import Marker, ReaderSettings, lookup, parse_marker
+from genolake_assets.lib.cohort_lookup import CohortReader, Marker, ReaderSettings, lookup, parse_marker
 from genolake_assets.lib.vcf_convert import convert_vcf
 from genolake_assets.resources.cohort_reader import open_lake, read_state
 
@@ -280,3 +280,68 @@ def test_lookup_on_s3_gives_the_same_table(lake, moto_endpoint, bucket):
     assert remote.table.equals(local.table)
     assert remote.files_opened == local.files_opened and remote.row_groups_read == local.row_groups_read
     assert remote.bytes_read == local.bytes_read
+
+
+# ---------------------------------------------------------------------------------------------
+# CohortReader: the warm reader keeps the manifest and the footers between lookups.
+
+READER_MARKERS = ["chr22:10685603:T:C", "chr22:10685603", "22:10600000", "chr20:10019093", "chrX:5000000"]
+
+
+def test_cohort_reader_gives_the_same_table_as_lookup(lake):
+    markers = [parse_marker(m) for m in READER_MARKERS]
+    filesystem, root = open_lake(str(lake))
+
+    with CohortReader(filesystem, root) as reader:
+        first, second = reader.lookup(markers), reader.lookup(markers)
+        one = reader.lookup(markers[2:3])
+    expected = run_lookup(lake, markers)
+
+    assert first.table.equals(expected.table) and second.table.equals(expected.table)
+    assert one.table.equals(run_lookup(lake, markers[2:3]).table)
+    assert (first.files_opened, first.row_groups_read) == (expected.files_opened, expected.row_groups_read)
+    assert first.bytes_read == expected.bytes_read
+
+
+def test_cohort_reader_reuses_the_manifest_and_footers(lake, monkeypatch):
+    markers = [parse_marker(m) for m in READER_MARKERS]
+    filesystem, root = open_lake(str(lake))
+    reader = CohortReader(filesystem, root)
+    cold = reader.lookup(markers)
+    cached = dict(reader._files)
+    parsed = []
+    monkeypatch.setattr(CohortState, "from_json", classmethod(lambda cls, data: parsed.append(data)))
+
+    warm = reader.lookup(markers)
+
+    assert parsed == []  # the manifest did not change: not parsed again
+    assert reader._files == cached and all(reader._files[k] is cached[k] for k in cached)
+    assert warm.files_opened == cold.files_opened and warm.row_groups_read == cold.row_groups_read
+    assert 0 < warm.bytes_read < cold.bytes_read  # the footers are not read again
+    assert warm.read_requests < cold.read_requests
+    reader.close()
+
+
+def test_cohort_reader_picks_up_a_new_manifest(lake, tmp_path):
+    copy = tmp_path / "lake"
+    shutil.copytree(lake / "cohort", copy / "cohort")
+    shutil.copytree(lake / "registry", copy / "registry")
+    markers = [parse_marker(m) for m in READER_MARKERS]
+    filesystem, root = open_lake(str(copy))
+    reader = CohortReader(filesystem, root)
+    before = reader.lookup(markers)
+    state = read_state(filesystem, root)
+    assert "HG00187" in state.samples and len(state.partitions["chr22/10"].files) == 2
+
+    # A new version: one sample gone, and one file of chr22/10 no longer live.
+    dropped = state.partitions["chr22/10"].files.pop()
+    del state.samples["HG00187"]
+    (copy / STATE_KEY).write_bytes(state.to_json())
+    after = reader.lookup(markers)
+
+    assert "HG00187" in before.table.column("sample_id").to_pylist()
+    assert "HG00187" not in after.table.column("sample_id").to_pylist()
+    assert after.table.equals(lookup(markers, read_state(filesystem, root), filesystem, root).table)
+    assert not any(key.endswith(dropped) for key in reader._files)
+    assert after.files_opened == before.files_opened - 1
+    reader.close()

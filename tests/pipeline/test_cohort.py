@@ -4,6 +4,7 @@ DuckDB and Glue (moto), the lookup and the cohort SQL, all checked against the p
 from __future__ import annotations
 
 import json
+import time
 
 import dagster as dg
 import pyarrow.fs as pafs
@@ -115,6 +116,7 @@ def test_appends_compaction_and_lookups_agree_with_the_per_sample_tables(instanc
 def test_a_reconverted_sample_replaces_its_rows(instance, resources, land, data_vcf, store):
     land_and_ingest(instance, resources, land, data_vcf, GVCFS[:2])
     before = build_cohort(instance, resources)
+    time.sleep(1.1)  # conversion times have one-second resolution
     assert ingest(instance, resources, "HG00187").success  # converted again: a new version token
     assert refresh_tables(instance, resources).success
     after = build_cohort(instance, resources)

@@ -9,8 +9,6 @@ timeout goes through the same PyAthena polling and StopQueryExecution as on AWS.
 from __future__ import annotations
 
 import datetime
-import json
-import urllib.request
 from decimal import Decimal
 from pathlib import Path
 
