@@ -37,7 +37,7 @@ def _check(config: DrugResponseReportConfig) -> None:
 
 
 @dg.asset(
-    deps=["variants_table", "reference_blocks_table", "samples_table", "clinvar_table"],
+    deps=["cohort_variants", "samples_table", "clinvar_table"],
     group_name="reports", kinds={"sql", "parquet"}, owners=["team:genomics-data-engineering"],
     description="The cohort drug-response report: for a sub-population, the frequency of each genotype at "
                 "ClinVar variants whose clinical significance matches a pattern, with the seed's frequency "

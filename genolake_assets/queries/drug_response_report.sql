@@ -7,7 +7,8 @@
 --   called_frequency = carriers / samples of the sub-population with a call at that site: a fully
 --                      called genotype there, or a gVCF reference block covering it. A sample that
 --                      was not called at the site is unknown, not hom-ref.
--- Top :result_limit rows by called frequency.
+-- Reads the locus-ordered cohort_variants table (variant rows and reference blocks of every sample,
+-- few large files) rather than the per-sample tables. Top :result_limit rows by called frequency.
 WITH cohort AS (
     SELECT sample_id
     FROM samples
@@ -35,23 +36,19 @@ clinvar_matches AS (
       AND position_vcf IS NOT NULL
     GROUP BY chromosome, position_vcf, reference_allele_vcf, alternate_allele_vcf
 ),
-cohort_variants AS (
-    SELECT v.sample_id, regexp_replace(v.contig, '^chr', '') AS chromosome, v.pos, v.ref, v.alt, v.gt, v.gt_phased
-    FROM variants AS v
-    JOIN cohort AS c ON c.sample_id = v.sample_id
-),
 carriers AS (
-    SELECT sample_id,
-           chromosome,
-           pos,
-           ref,
-           alt,
-           CASE WHEN gt_phased
-                THEN array_join(transform(gt, allele -> coalesce(CAST(allele AS varchar), '.')), '|')
-                ELSE array_join(transform(array_sort(gt), allele -> coalesce(CAST(allele AS varchar), '.')), '/')
+    SELECT v.sample_id,
+           regexp_replace(v.contig, '^chr', '') AS chromosome,
+           v.pos,
+           v.ref,
+           v.alt,
+           CASE WHEN v.gt_phased
+                THEN array_join(transform(v.gt, allele -> coalesce(CAST(allele AS varchar), '.')), '|')
+                ELSE array_join(transform(array_sort(v.gt), allele -> coalesce(CAST(allele AS varchar), '.')), '/')
            END AS genotype
-    FROM cohort_variants
-    WHERE contains(gt, 1)
+    FROM cohort_variants AS v
+    JOIN cohort AS c ON c.sample_id = v.sample_id
+    WHERE v.kind = 'variant' AND contains(v.gt, 1)
 ),
 annotated AS (
     SELECT k.*, m.variation_id, m.rs_id, m.genes, m.clinical_significance, m.review_status, m.phenotypes
@@ -66,14 +63,15 @@ sites AS (
     SELECT DISTINCT chromosome, pos FROM annotated
 ),
 calls AS (
-    SELECT sample_id, chromosome, pos AS first_pos, pos AS last_pos
-    FROM cohort_variants
-    WHERE gt IS NOT NULL AND cardinality(gt) > 0
-      AND (cardinality(filter(gt, allele -> allele IS NULL)) = 0 OR contains(gt, 1))
-    UNION ALL
-    SELECT b.sample_id, regexp_replace(b.contig, '^chr', ''), b.pos, coalesce(b."end", b.pos)
-    FROM reference_blocks AS b
-    JOIN cohort AS c ON c.sample_id = b.sample_id
+    SELECT x.sample_id,
+           regexp_replace(x.contig, '^chr', '') AS chromosome,
+           x.pos AS first_pos,
+           CASE WHEN x.kind = 'reference_block' THEN coalesce(x."end", x.pos) ELSE x.pos END AS last_pos
+    FROM cohort_variants AS x
+    JOIN cohort AS c ON c.sample_id = x.sample_id
+    WHERE x.kind = 'reference_block'
+       OR (x.gt IS NOT NULL AND cardinality(x.gt) > 0
+           AND (cardinality(filter(x.gt, allele -> allele IS NULL)) = 0 OR contains(x.gt, 1)))
 ),
 called AS (
     SELECT s.chromosome, s.pos, count(DISTINCT x.sample_id) AS called_samples

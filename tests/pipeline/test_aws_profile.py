@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from genolake_assets.assets.annotations import clinvar_source, clinvar_table, clinvar_variants
+from genolake_assets.assets.cohort import cohort_variants
 from genolake_assets.assets.reports import drug_response_report
 from genolake_assets.queries import render
 from genolake_assets.resources.s3_store import aws_client
@@ -49,6 +50,7 @@ def test_ingest_catalog_clinvar_and_report_on_the_aws_profile(aws_resources, ins
     for request in tick(instance, resources).run_requests:
         assert ingest(instance, resources, request.partition_key).success
     assert refresh_tables(instance, resources).success
+    assert dg.materialize([cohort_variants], instance=instance, resources=resources).success
 
     glue = aws_client("glue", endpoint_url=moto_endpoint, region_name="us-east-1")
     database = resources["catalog"].database

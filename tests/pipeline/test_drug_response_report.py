@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from genolake_assets.assets.annotations import clinvar_source, clinvar_table, clinvar_variants
+from genolake_assets.assets.cohort import cohort_variants
 from genolake_assets.assets.reports import drug_response_report
 from genolake_assets.demo import RANGE_END, RANGE_START
 from tests.pipeline.helpers import INGEST_ASSETS, refresh_tables, tick
@@ -41,6 +42,7 @@ def lake(tmp_path_factory):
             tags = {RANGE_START: keys[0], RANGE_END: keys[-1]}
             assert dg.materialize(INGEST_ASSETS, instance=instance, resources=resources, tags=tags).success
         refresh_tables(instance, resources)
+        assert dg.materialize([cohort_variants], instance=instance, resources=resources).success
         yield instance, resources
 
 
