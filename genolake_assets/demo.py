@@ -109,10 +109,8 @@ def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, ech
                          "csv_uri": meta["csv_uri"]}
         echo(f"report {name}: {meta['rows']} rows over {meta['cohort_samples']} samples "
              f"({meta['query_seconds'] * 1000:.0f} ms, {meta['bytes_scanned']:,} bytes read)")
-    summary = _summary(home, dagster_home, defs.resources["catalog"], store, clinvar_meta, reports,
-                       time.perf_counter() - started)
-    summary.cohort_rows = cohort_meta["rows"]
-    return summary
+    return _summary(home, dagster_home, defs.resources["catalog"], store, cohort_meta, clinvar_meta, reports,
+                    time.perf_counter() - started)
 
 
 def _materialization_metadata(run, asset: str) -> dict:
@@ -122,8 +120,8 @@ def _materialization_metadata(run, asset: str) -> dict:
     raise RuntimeError(f"run {run.run_id} did not materialise {asset}")
 
 
-def _summary(home: Path, dagster_home: Path, catalog, store, clinvar_meta: dict, reports: dict,
-             seconds: float) -> DemoSummary:
+def _summary(home: Path, dagster_home: Path, catalog, store, cohort_meta: dict, clinvar_meta: dict,
+             reports: dict, seconds: float) -> DemoSummary:
     status = {r["status"]: r["n"] for r in
               catalog.query("SELECT status, count(*) AS n FROM samples GROUP BY status").to_pylist()}
     variant_rows = catalog.query("SELECT count(*) AS n FROM variants").to_pylist()[0]["n"]
@@ -132,5 +130,6 @@ def _summary(home: Path, dagster_home: Path, catalog, store, clinvar_meta: dict,
     return DemoSummary(home=home, lake=home / "lake", dagster_home=dagster_home, samples=sum(status.values()),
                        converted=status.get("converted", 0), quarantined=status.get("quarantined", 0),
                        variant_rows=variant_rows, reference_block_rows=block_rows, lake_bytes=lake_bytes,
-                       cohort_rows=0, clinvar_rows=clinvar_meta["rows"], clinvar_rejected_rows=clinvar_meta["rejected_rows"],
+                       cohort_rows=cohort_meta["rows"], clinvar_rows=clinvar_meta["rows"],
+                       clinvar_rejected_rows=clinvar_meta["rejected_rows"],
                        reports=reports, seconds=seconds)

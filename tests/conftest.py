@@ -105,3 +105,19 @@ def bucket(raw_s3):
     name = f"genolake-test-{uuid.uuid4().hex[:12]}"
     raw_s3.create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture
+def aws_resources(monkeypatch, tmp_path, moto_endpoint, bucket):
+    """The aws profile's real resources on the moto server: S3 lake under ``lake/``, a fresh Glue database."""
+    monkeypatch.setenv("GENOLAKE_PROFILE", "aws")
+    monkeypatch.setenv("GENOLAKE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GENOLAKE_S3_BUCKET", bucket)
+    monkeypatch.setenv("GENOLAKE_S3_PREFIX", "lake")
+    monkeypatch.setenv("GENOLAKE_GLUE_DATABASE", f"genolake_{bucket[-12:]}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    from genolake_assets.resources.profile import build_resources
+
+    resources = build_resources()
+    resources["sql"] = resources["sql"].model_copy(update={"poll_interval": 0.05})
+    return resources

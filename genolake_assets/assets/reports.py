@@ -57,10 +57,11 @@ def drug_response_report(context: dg.AssetExecutionContext, config: DrugResponse
     files = write_report_files(table, folder, "drug_response_report")
     uris = {}
     for kind, path in files.items():
-        for key in (f"{REPORTS_PREFIX}drug_response/latest/{path.name}",
-                    f"{REPORTS_PREFIX}drug_response/runs/{context.run_id}/{path.name}"):
-            store.upload(path, key)
-        uris[kind] = store.uri(f"{REPORTS_PREFIX}drug_response/latest/{path.name}")
+        run_key = f"{REPORTS_PREFIX}drug_response/runs/{context.run_id}/{path.name}"
+        latest_key = f"{REPORTS_PREFIX}drug_response/latest/{path.name}"
+        store.upload(path, run_key)
+        store.copy(run_key, latest_key)  # server-side on S3: the file crosses the network once
+        uris[kind] = store.uri(latest_key)
     chart = base64.b64encode(files["png"].read_bytes()).decode()
     shutil.rmtree(folder, ignore_errors=True)
     rows = table.to_pylist()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dagster as dg
 import pyarrow.parquet as pq
-import pytest
 
 from genolake_assets.assets.annotations import clinvar_source, clinvar_table, clinvar_variants
 from genolake_assets.assets.cohort import cohort_variants
@@ -24,21 +23,6 @@ REPORT_COLUMNS = [("chromosome", "varchar"), ("pos", "integer"), ("ref", "varcha
                   ("genotype", "varchar"), ("samples_with_genotype", "bigint"), ("cohort_samples", "bigint"),
                   ("called_samples", "bigint"), ("seed_frequency", "double"), ("called_frequency", "double"),
                   ("variation_id", "bigint"), ("clinical_significance", "varchar")]
-
-
-@pytest.fixture
-def aws_resources(monkeypatch, tmp_path, moto_endpoint, bucket):
-    monkeypatch.setenv("GENOLAKE_PROFILE", "aws")
-    monkeypatch.setenv("GENOLAKE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("GENOLAKE_S3_BUCKET", bucket)
-    monkeypatch.setenv("GENOLAKE_S3_PREFIX", "lake")
-    monkeypatch.setenv("GENOLAKE_GLUE_DATABASE", f"genolake_{bucket[-12:]}")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    from genolake_assets.resources.profile import build_resources
-
-    resources = build_resources()
-    resources["sql"] = resources["sql"].model_copy(update={"poll_interval": 0.05})
-    return resources
 
 
 def test_ingest_catalog_clinvar_and_report_on_the_aws_profile(aws_resources, instance, tmp_path, moto_endpoint,

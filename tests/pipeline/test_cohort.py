@@ -128,16 +128,8 @@ def test_a_reconverted_sample_replaces_its_rows(instance, resources, land, data_
 
 
 def test_the_cohort_table_on_glue_moves_partitions_to_the_compacted_generation(
-        instance, data_vcf, tmp_path, moto_endpoint, bucket, monkeypatch):
-    monkeypatch.setenv("GENOLAKE_PROFILE", "aws")
-    monkeypatch.setenv("GENOLAKE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("GENOLAKE_S3_BUCKET", bucket)
-    monkeypatch.setenv("GENOLAKE_S3_PREFIX", "lake")
-    monkeypatch.setenv("GENOLAKE_GLUE_DATABASE", f"cohort_{bucket[-12:]}")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    from genolake_assets.resources.profile import build_resources
-
-    resources = build_resources()
+        instance, data_vcf, aws_resources, moto_endpoint, bucket):
+    resources = aws_resources
     store = resources["lake"].store()
 
     def land_on_s3(samples):
