@@ -34,3 +34,19 @@ class VcfFormatError(ValueError):
                  code: str = "invalid_vcf"):
         self.detail = InputProblem(file=file, problem=problem, line=line, field=field, code=code)
         super().__init__(str(self.detail))
+
+
+class AlignmentFileError(ValueError):
+    """A BAM, CRAM or reference that cannot be compressed or verified without losing data.
+
+    ``code`` is machine-readable: ``truncated_input``, ``unreadable_input``, ``reference_missing``,
+    ``reference_mismatch``, ``verification_failed``, ``bad_work_order``.
+    """
+
+    def __init__(self, file: str, problem: str, *, code: str = "invalid_alignment_file"):
+        self.detail = InputProblem(file=file, problem=problem, code=code)
+        super().__init__(str(self.detail))
+
+    @property
+    def code(self) -> str:
+        return self.detail.code
