@@ -59,6 +59,10 @@ class ObjectStore(ABC):
     def download(self, key: str, dest: Path) -> Path: ...
 
     @abstractmethod
+    def read_tail(self, key: str, length: int) -> bytes:
+        """The last ``length`` bytes of the object (one ranged read; a BAM's end-of-file check)."""
+
+    @abstractmethod
     def upload(self, src: Path, key: str, *, tags: dict[str, str] | None = None) -> StoredObject:
         """Atomically publish a local file at ``key`` (replacing any previous object)."""
 
@@ -158,6 +162,12 @@ class LocalObjectStore(ObjectStore):
 
     def open_read(self, key: str) -> BinaryIO:
         return open(self._path(key), "rb")
+
+    def read_tail(self, key: str, length: int) -> bytes:
+        with open(self._path(key), "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - length))
+            return handle.read()
 
     def download(self, key: str, dest: Path) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -164,6 +164,11 @@ class S3ObjectStore(ObjectStore):
         # botocore's StreamingBody is an io.IOBase: read(), close() and a context manager.
         return response["Body"]
 
+    def read_tail(self, key: str, length: int) -> bytes:
+        with _missing_as_file_not_found(self.uri(key)):
+            response = self.client.get_object(Bucket=self.bucket, Key=self._s3_key(key), Range=f"bytes=-{length}")
+        return response["Body"].read()
+
     def download(self, key: str, dest: Path) -> Path:
         s3_key = self._s3_key(key)
         dest = Path(dest)
