@@ -60,3 +60,11 @@ class LakeResource(dg.ConfigurableResource):
         if not target.exists() or target.stat().st_size != head.size:
             store.download(key, target)
         return target
+
+    def lifecycle_applier(self):
+        """Writes the lake bucket's lifecycle rules (aws profile only: a local lake has no tiers)."""
+        if self.profile != "aws" or not self.s3_bucket:
+            raise ValueError("lifecycle rules apply to an S3 lake (GENOLAKE_PROFILE=aws with GENOLAKE_S3_BUCKET)")
+        from genolake_assets.resources.lifecycle_store import S3LifecycleApplier
+
+        return S3LifecycleApplier(self.s3_bucket, endpoint_url=self.endpoint_url, region=self.region)
