@@ -126,6 +126,27 @@ def _query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compress_bam(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from genolake_assets.jobs.bam_compress import WORK_ORDER_VERSION
+    from genolake_assets.jobs.bam_compress import main as bam_compress
+
+    bam, out_dir = Path(args.bam).resolve(), Path(args.out_dir).resolve()
+    stem = bam.name[:-4] if bam.name.lower().endswith(".bam") else bam.name
+    result_path = out_dir / f"{stem}.result.json"
+    order = {"work_order_version": WORK_ORDER_VERSION, "input_uri": str(bam),
+             "reference_uri": str(Path(args.reference).resolve()), "output_uri": str(out_dir / f"{stem}.cram"),
+             "result_uri": str(result_path),
+             "options": {"cram_version": args.cram_version, "profile": args.profile, "threads": args.threads,
+                         "ignore_md5": args.ignore_md5, "strict": args.strict}}
+    status = bam_compress(["--work-order-json", json.dumps(order)])
+    if result_path.exists():
+        print(result_path.read_text())
+    return status
+
+
 def _report_lines(reports: dict[str, dict]) -> str:
     lines = ["drug_response_report runs:"]
     for name, report in reports.items():
@@ -190,6 +211,24 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("parameters", nargs="*", metavar="NAME=VALUE",
                        help="integers are passed as numbers, anything else as a string")
     query.set_defaults(run=_query)
+
+    compress = commands.add_parser(
+        "compress-bam", help="compress one BAM to a verified lossless CRAM, without Dagster",
+        description="Runs the bam-compress program (the AWS Batch container's entrypoint) on local files: writes "
+                    "<out-dir>/<name>.cram and .crai only after decoding the CRAM reproduced every record of the BAM, "
+                    "and prints the result JSON (sizes, ratio, checksums, timings, tool versions, reference md5). "
+                    "Exit status: 0 verified, 2 verification mismatch, 3 bad input, 1 unexpected error.")
+    compress.add_argument("bam", help="the BAM file")
+    compress.add_argument("out_dir", help="where the CRAM, its index and <name>.result.json go")
+    compress.add_argument("--reference", required=True, help="the reference FASTA (with .fai; .gzi if bgzipped)")
+    compress.add_argument("--cram-version", default="3.1", choices=["3.0", "3.1"])
+    compress.add_argument("--profile", default="normal", choices=["fast", "normal", "small", "archive"])
+    compress.add_argument("--threads", type=int, default=1)
+    compress.add_argument("--ignore-md5", action="store_true",
+                          help="allow a reference whose md5s disagree with the BAM's @SQ M5 (test references only)")
+    compress.add_argument("--strict", action="store_true",
+                          help="accept no difference at all (not even an unmapped read's CIGAR)")
+    compress.set_defaults(run=_compress_bam)
     return parser
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import dagster as dg
 
+from genolake_assets.assets.alignments import alignment_file_catalog, compressed_bam, raw_bam, reference_genomes
 from genolake_assets.assets.annotations import NCBI_VARIANT_SUMMARY, clinvar_source, clinvar_table, clinvar_variants
 from genolake_assets.assets.cohort import cohort_variants
 from genolake_assets.assets.ingest import raw_vcf
+from genolake_assets.assets.lifecycle import lake_lifecycle_policy
 from genolake_assets.assets.partitions import samples_partitions
 from genolake_assets.assets.reports import drug_response_report
 from genolake_assets.assets.tables import reference_blocks_table, samples_table, variants_table
 from genolake_assets.assets.variants import sample_variants
 from genolake_assets.resources.profile import build_resources
+from genolake_assets.sensors.alignments import alignment_landing_sensor, compress_alignments, register_references
 from genolake_assets.sensors.landing import INGEST_JOB_NAME, landing_sensor
 from genolake_assets.settings import Settings
 
@@ -46,6 +49,11 @@ report_job = dg.define_asset_job(
     description="Run the cohort drug-response report (set the sample and significance patterns in the config).",
 )
 
+lifecycle_job = dg.define_asset_job(
+    name="apply_lifecycle_policy", selection=dg.AssetSelection.assets(lake_lifecycle_policy),
+    description="Apply the lake's S3 lifecycle rules (aws) or report what they would do (local).",
+)
+
 settings = Settings.from_env()
 
 # NCBI publishes variant_summary weekly; fetch it on Monday mornings. On by default where the lake
@@ -58,9 +66,11 @@ weekly_clinvar = dg.ScheduleDefinition(
 
 defs = dg.Definitions(
     assets=[raw_vcf, sample_variants, variants_table, reference_blocks_table, samples_table,
-            cohort_variants, clinvar_source, clinvar_variants, clinvar_table, drug_response_report],
-    jobs=[ingest_samples, catalog_tables, cohort_job, refresh_clinvar, report_job],
+            cohort_variants, clinvar_source, clinvar_variants, clinvar_table, drug_response_report,
+            reference_genomes, raw_bam, compressed_bam, alignment_file_catalog, lake_lifecycle_policy],
+    jobs=[ingest_samples, catalog_tables, cohort_job, refresh_clinvar, report_job, compress_alignments,
+          register_references, lifecycle_job],
     schedules=[weekly_clinvar],
-    sensors=[landing_sensor],
+    sensors=[landing_sensor, alignment_landing_sensor],
     resources=build_resources(settings),
 )

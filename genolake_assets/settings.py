@@ -23,6 +23,10 @@ class Settings:
     athena_workgroup: str = "primary"
     athena_output: str | None = None
     """Where Athena writes results; None means ``s3://<bucket>/<prefix>/athena-results/``."""
+    batch_job_queue: str = "genolake-bam-compress"
+    batch_job_definition: str = "genolake-bam-compress"
+    file_catalog_table: str = "genolake-file-catalog"
+    """The DynamoDB table of the aws profile's alignment file catalog (SQLite under the home locally)."""
 
     @property
     def athena_output_location(self) -> str | None:
@@ -49,4 +53,7 @@ class Settings:
             glue_database=os.environ.get("GENOLAKE_GLUE_DATABASE") or "genolake",
             athena_workgroup=os.environ.get("GENOLAKE_ATHENA_WORKGROUP") or "primary",
             athena_output=os.environ.get("GENOLAKE_ATHENA_OUTPUT") or None,
+            batch_job_queue=os.environ.get("GENOLAKE_BATCH_JOB_QUEUE") or "genolake-bam-compress",
+            batch_job_definition=os.environ.get("GENOLAKE_BATCH_JOB_DEFINITION") or "genolake-bam-compress",
+            file_catalog_table=os.environ.get("GENOLAKE_FILE_CATALOG_TABLE") or "genolake-file-catalog",
         )

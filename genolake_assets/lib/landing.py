@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from genolake_assets.lib.lake_layout import is_vcf_key
@@ -28,10 +29,11 @@ class LandingCursor:
         return json.dumps({"seen": self.seen}, sort_keys=True)
 
 
-def new_landed_files(listing, cursor: LandingCursor, limit: int) -> tuple[list, LandingCursor]:
-    """The first ``limit`` VCFs (in key order) not yet handled at their current etag, and the
-    cursor to store once they have been handled."""
-    present = {obj.key: obj for obj in listing if is_vcf_key(obj.key)}
+def new_landed_files(listing, cursor: LandingCursor, limit: int,
+                     accept: Callable[[str], bool] = is_vcf_key) -> tuple[list, LandingCursor]:
+    """The first ``limit`` files ``accept`` takes (VCFs by default; in key order) not yet handled at
+    their current etag, and the cursor to store once they have been handled."""
+    present = {obj.key: obj for obj in listing if accept(obj.key)}
     fresh = [obj for key, obj in sorted(present.items()) if cursor.seen.get(key) != obj.etag][:limit]
     kept = {key: etag for key, etag in cursor.seen.items() if key in present}
     kept.update({obj.key: obj.etag for obj in fresh})

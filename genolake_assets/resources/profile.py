@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from genolake_assets.resources.athena import AthenaQueryEngine
 from genolake_assets.resources.catalog import DuckDbCatalog
+from genolake_assets.resources.compression_runner import AwsBatchCompressionRunner, LocalCompressionRunner
 from genolake_assets.resources.engine import ConverterResource
+from genolake_assets.resources.file_catalog import DynamoDbFileCatalog, SqliteFileCatalog
 from genolake_assets.resources.glue_catalog import GlueCatalog
 from genolake_assets.resources.lake import LakeResource
 from genolake_assets.resources.sql_engine import DuckDbQueryEngine
@@ -12,7 +14,7 @@ from genolake_assets.settings import Settings
 
 
 def build_resources(settings: Settings | None = None) -> dict:
-    """The resources of ``settings.profile``: keys lake, catalog, sql, converter."""
+    """The resources of ``settings.profile``: keys lake, catalog, sql, converter, compression_runner, file_catalog."""
     settings = settings or Settings.from_env()
     if settings.profile == "aws" and not settings.s3_bucket:
         raise ValueError("GENOLAKE_PROFILE=aws needs GENOLAKE_S3_BUCKET: the bucket that holds the lake "
@@ -27,10 +29,18 @@ def build_resources(settings: Settings | None = None) -> dict:
         sql = AthenaQueryEngine(database=settings.glue_database, workgroup=settings.athena_workgroup,
                                 output_location=settings.athena_output_location, region=settings.region,
                                 endpoint_url=settings.endpoint_url)
+        runner = AwsBatchCompressionRunner(job_queue=settings.batch_job_queue,
+                                           job_definition=settings.batch_job_definition,
+                                           region=settings.region, endpoint_url=settings.endpoint_url)
+        file_catalog = DynamoDbFileCatalog(table_name=settings.file_catalog_table, region=settings.region,
+                                           endpoint_url=settings.endpoint_url)
     else:
         database = str(settings.home / "catalog.duckdb")
         catalog = DuckDbCatalog(database=database, lake_root=str(settings.home / "lake"))
         sql = DuckDbQueryEngine(database=database)
+        runner = LocalCompressionRunner()
+        file_catalog = SqliteFileCatalog(path=str(settings.home / "file_catalog.sqlite"))
     # Both profiles convert in-process: in aws the converter reads the landed VCF through the lake's
     # local copy of the S3 object, until the EMR (Hail) engine of its own issue replaces it there.
-    return {"lake": lake, "catalog": catalog, "sql": sql, "converter": ConverterResource()}
+    return {"lake": lake, "catalog": catalog, "sql": sql, "converter": ConverterResource(),
+            "compression_runner": runner, "file_catalog": file_catalog}

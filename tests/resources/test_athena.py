@@ -181,10 +181,14 @@ def test_the_aws_profile_builds_glue_and_athena(monkeypatch, tmp_path, moto_endp
 
     aws_environment(monkeypatch, tmp_path, moto_endpoint, bucket)
     monkeypatch.setenv("GENOLAKE_ATHENA_WORKGROUP", "genomics")
+    monkeypatch.setenv("GENOLAKE_BATCH_JOB_QUEUE", "bam-queue")
+    monkeypatch.setenv("GENOLAKE_FILE_CATALOG_TABLE", "files")
 
     resources = build_resources(Settings.from_env())
 
-    assert set(resources) == {"lake", "catalog", "sql", "converter"}
+    assert set(resources) == {"lake", "catalog", "sql", "converter", "compression_runner", "file_catalog"}
+    assert resources["compression_runner"].job_queue == "bam-queue"
+    assert resources["file_catalog"].table_name == "files"
     assert isinstance(resources["lake"].store(), S3ObjectStore)
     catalog, sql = resources["catalog"], resources["sql"]
     assert isinstance(catalog, GlueCatalog) and isinstance(sql, AthenaQueryEngine)

@@ -1,0 +1,233 @@
+"""Alignments: landed BAMs → verified lossless CRAMs → the file catalog; references; lifecycle tiering.
+
+The order is the safety argument: the CRAM is published only once decoding it reproduced every
+record of the BAM (inside the compression job), the catalog records it only for a verified result,
+and the original BAM is tagged for archive only after its catalog entries are written.
+"""
+
+import json
+
+import dagster as dg
+from pydantic import Field
+
+from genolake_assets.assets.partitions import alignments_partitions
+from genolake_assets.lib.alignment_registry import (
+    AlignmentRecord, choose_reference, load_alignment, load_references, quarantine_alignment, register_alignment,
+    register_landed_references, save_alignment,
+)
+from genolake_assets.lib.errors import AlignmentFileError
+from genolake_assets.lib.lake_layout import compression_result_key, cram_key, work_order_key
+from genolake_assets.lib.lifecycle import archive_tags
+from genolake_assets.lib.registry import utc_now
+from genolake_assets.resources.compression_runner import CompressionRunner, RunnerOutcome
+from genolake_assets.resources.file_catalog import FileCatalog, FileCatalogEntry
+from genolake_assets.resources.lake import LakeResource
+
+_OWNERS = ["team:genomics-data-engineering"]
+_WORK_ORDER_VERSION = 1
+
+
+class CompressionConfig(dg.Config):
+    cram_version: str = Field(default="3.1", description="CRAM 3.1 (smaller) or 3.0 (readable by older tools)")
+    profile: str = Field(default="normal", description="htslib profile: fast, normal, small or archive "
+                                                        "(archive: ~7% smaller for ~9x the encode time)")
+    threads: int = Field(default=2, description="Threads for encoding and decoding")
+    ignore_md5: bool = Field(default=False, description="Allow a reference whose @SQ M5 disagrees with the BAM "
+                                                         "header (only for references rebuilt for testing; "
+                                                         "verification still checks every base)")
+    strict: bool = Field(default=False, description="Accept no difference at all, not even an unmapped read's "
+                                                     "CIGAR or the CRAM's rewrite of @SQ UR/M5")
+
+
+def _record(store, alignment_id: str) -> AlignmentRecord:
+    record = load_alignment(store, alignment_id)
+    if record is None:
+        raise dg.Failure(description=f"no landed BAM is known as {alignment_id!r}: land it under landing/ and let "
+                                     "alignment_landing_sensor register it")
+    return record
+
+
+def _refuse(store, record: AlignmentRecord, error: AlignmentFileError, extra: dict | None = None) -> dg.Failure:
+    reason_uri = quarantine_alignment(store, record, error, extra)
+    return dg.Failure(description=f"{record.alignment_id}: {error}", metadata={
+        "alignment_id": record.alignment_id, "source_uri": dg.MetadataValue.url(record.source_uri),
+        "error_code": error.code, "reason": dg.MetadataValue.url(reason_uri)})
+
+
+@dg.asset(group_name="alignments", kinds={"python", "s3"}, owners=_OWNERS,
+          description="Reference FASTAs landed under landing/references/ (with .fai, and .gzi when bgzipped), "
+                      "copied to references/<sha256>/ and described by each sequence's name, length and md5. "
+                      "A CRAM is only decodable with its exact reference, so each CRAM's catalog entry names one.")
+def reference_genomes(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    store = lake.store()
+    registered, waiting = register_landed_references(store, lake.local_copy)
+    for line in waiting:
+        context.log.warning(line)
+    references = load_references(store)
+    table = "\n".join(f"| {r.file_name} | {len(r.sequences)} | {r.size:,} | `{r.md5}` | {store.uri(r.key)} |"
+                      for r in references)
+    return dg.MaterializeResult(metadata={
+        "references": len(references), "newly_registered": len(registered), "waiting_for_index": len(waiting),
+        "catalog": dg.MetadataValue.md("| file | sequences | bytes | md5 | uri |\n|---|---|---|---|---|\n" + table),
+    })
+
+
+@dg.asset(partitions_def=alignments_partitions, group_name="alignments", kinds={"bam", "s3"}, owners=_OWNERS,
+          description="One landed alignment file per partition: checked complete (BGZF end-of-file block) and "
+                      "readable (header), copied into raw/bam/<id>/<version>/ and described (samples, read groups, "
+                      "@SQ lines). Only the header and the last 28 bytes are read, so a 100 GB BAM never leaves S3.")
+def raw_bam(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    store = lake.store()
+    record = _record(store, context.partition_key)
+    try:
+        record = register_alignment(store, record)
+    except AlignmentFileError as error:
+        raise _refuse(store, record, error) from error
+    save_alignment(store, record)
+    return dg.MaterializeResult(metadata={
+        "source_uri": dg.MetadataValue.url(record.source_uri), "raw_uri": dg.MetadataValue.url(record.raw_uri),
+        "bytes": record.size, "samples": ", ".join(record.samples) or "(no @RG SM)",
+        "read_groups": record.read_groups, "sequences": len(record.sequence_header),
+        "sort_order": record.sort_order, "version": record.version,
+    })
+
+
+def _cram_key_of(record: AlignmentRecord) -> str:
+    return cram_key(record.alignment_id, record.version, record.raw_key.rsplit("/", 1)[-1])
+
+
+def _work_order(store, record: AlignmentRecord, reference_key: str, config: CompressionConfig) -> dict:
+    return {
+        "work_order_version": _WORK_ORDER_VERSION,
+        "input_uri": store.uri(record.raw_key), "reference_uri": store.uri(reference_key),
+        "output_uri": store.uri(_cram_key_of(record)),
+        "result_uri": store.uri(compression_result_key(record.alignment_id, record.version)),
+        "options": {"cram_version": config.cram_version, "profile": config.profile, "threads": config.threads,
+                    "ignore_md5": config.ignore_md5, "strict": config.strict},
+    }
+
+
+def _read_result(store, key: str) -> dict | None:
+    return json.loads(store.read_bytes(key)) if store.exists(key) else None
+
+
+def _verified_earlier(store, result_key: str, order: dict, output_key: str) -> RunnerOutcome | None:
+    """The earlier outcome if this BAM version was already verified with the same options and its CRAM is
+    still there: compressing again would publish different bytes (CRAM containers are not byte-stable
+    across runs) under a name the file catalog already holds."""
+    result = _read_result(store, result_key)
+    if not result or result.get("status") != "verified" or result.get("work_order", {}).get("options") != order["options"]:
+        return None
+    cram = store.head(output_key)
+    if cram is None or cram.size != result["output"]["size"]:
+        return None
+    return RunnerOutcome(job_id="reused", exit_code=0, status="SUCCEEDED", result=result)
+
+
+@dg.asset(partitions_def=alignments_partitions, deps=[raw_bam, reference_genomes], group_name="alignments",
+          kinds={"cram", "batch", "s3"}, owners=_OWNERS,
+          description="The BAM compressed to CRAM (3.1 by default) against its registered reference, by the "
+                      "bam-compress program (a subprocess locally, an AWS Batch job on AWS). The program decodes the "
+                      "CRAM and compares every record with the BAM before it publishes anything; a mismatch, a "
+                      "truncated BAM or a wrong reference fails the partition and leaves the original untouched.")
+def compressed_bam(context: dg.AssetExecutionContext, config: CompressionConfig, lake: LakeResource,
+                   compression_runner: CompressionRunner) -> dg.MaterializeResult:
+    store = lake.store()
+    record = _record(store, context.partition_key)
+    if not record.raw_key or record.status == "quarantined" and not store.exists(record.raw_key):
+        raise dg.Failure(description=f"{record.alignment_id} is not registered ({record.status}: {record.reason}); "
+                                     "materialise raw_bam first")
+    register_landed_references(store, lake.local_copy)  # a reference landed with the BAM may not be registered yet
+    try:
+        reference = choose_reference(record.source_uri, {"SQ": record.sequence_header}, load_references(store),
+                                     check_md5=not config.ignore_md5)
+    except AlignmentFileError as error:
+        raise _refuse(store, record, error) from error
+    order = _work_order(store, record, reference.key, config)
+    result_key = compression_result_key(record.alignment_id, record.version)
+    output_key = _cram_key_of(record)
+    outcome = _verified_earlier(store, result_key, order, output_key)
+    if outcome is None:
+        order_key = work_order_key(record.alignment_id, record.version)
+        store.write_bytes(order_key, json.dumps(order, indent=2, sort_keys=True).encode())
+        store.delete(result_key)  # a result left by an earlier attempt must never pass for this one's
+        outcome = compression_runner.run(order, store.uri(order_key), lambda _uri: _read_result(store, result_key),
+                                         context.log.info)
+    else:
+        context.log.info(f"{record.alignment_id}: this BAM version was already compressed and verified "
+                         f"({store.uri(result_key)}); not compressing again")
+    result = outcome.result or {}
+    if outcome.status != "SUCCEEDED" or result.get("status") != "verified":
+        error = AlignmentFileError(record.source_uri, result.get("error") or outcome.reason or "the compression job "
+                                   f"{outcome.job_id} ended {outcome.status} without a result",
+                                   code=result.get("error_code") or "compression_failed")
+        raise _refuse(store, record, error, {"job_id": outcome.job_id, "exit_code": outcome.exit_code,
+                                             "log_tail": outcome.log_tail[-20:]}) from None
+    record.status, record.reason = "compressed", None
+    record.sha256, record.md5 = result["input"]["sha256"], result["input"]["md5"]
+    record.reference_key, record.result_key = reference.key, result_key
+    record.cram_key = output_key
+    save_alignment(store, record)
+    return dg.MaterializeResult(metadata={
+        "cram_uri": dg.MetadataValue.url(result["output"]["uri"]),
+        "bam_uri": dg.MetadataValue.url(record.raw_uri), "reference_uri": dg.MetadataValue.url(store.uri(reference.key)),
+        "records": result["input"]["records"], "bam_bytes": result["input"]["size"],
+        "cram_bytes": result["output"]["size"], "ratio": result["ratio"],
+        "bam_sha256": result["input"]["sha256"], "cram_sha256": result["output"]["sha256"],
+        "content_checksum": result["content_checksum"], "reference_md5": result["reference"]["md5"],
+        "accepted_differences": dg.MetadataValue.json(result["accepted_differences"]),
+        "timings": dg.MetadataValue.json(result["timings"]), "tool_versions": dg.MetadataValue.json(result["tool_versions"]),
+        "job_id": outcome.job_id, "result_uri": dg.MetadataValue.url(store.uri(result_key)),
+    })
+
+
+def _entry(store, key: str, file_type: str, digest: dict, status: str, **fields) -> FileCatalogEntry:
+    bucket = getattr(store, "bucket", None)
+    return FileCatalogEntry(file_uri=store.uri(key), file_name=key.rsplit("/", 1)[-1], file_type=file_type,
+                            size=digest["size"], sha256=digest["sha256"], md5=digest["md5"], created=utc_now(),
+                            bucket=bucket, key=key, status=status, **fields)
+
+
+@dg.asset(partitions_def=alignments_partitions, deps=[compressed_bam], group_name="alignments",
+          kinds={"dynamodb", "sqlite"}, owners=_OWNERS,
+          description="The file catalog entries of one alignment: the CRAM (checksums, reference md5, the BAM it came "
+                      "from, the record-level checksum both share), the original BAM and the reference. Written with "
+                      "conditional puts, so a retry never duplicates or overwrites another file's entry. Only then is "
+                      "the original BAM tagged genolake-archive=verified for the lifecycle rules.")
+def alignment_file_catalog(context: dg.AssetExecutionContext, lake: LakeResource,
+                           file_catalog: FileCatalog) -> dg.MaterializeResult:
+    store = lake.store()
+    record = _record(store, context.partition_key)
+    result = _read_result(store, record.result_key) if record.result_key else None
+    if record.status not in ("compressed", "archive-tagged") or not result or result.get("status") != "verified":
+        raise dg.Failure(description=f"{record.alignment_id} has no verified CRAM ({record.status}: {record.reason}); "
+                                     "materialise compressed_bam first")
+    published = store.head(record.cram_key)
+    if published is None or published.size != result["output"]["size"]:
+        raise dg.Failure(description=f"{store.uri(record.cram_key)} is missing or not the verified size "
+                                     f"{result['output']['size']}: not cataloguing it, not archiving the BAM")
+    reference = result["reference"]
+    cram = _entry(store, record.cram_key, "cram", result["output"], "verified",
+                  reference_uri=store.uri(record.reference_key), reference_md5=reference["md5"],
+                  source_uri=record.raw_uri, source_sha256=result["input"]["sha256"],
+                  content_checksum=result["content_checksum"],
+                  details={"ratio": result["ratio"], "records": result["output"]["records"],
+                           "accepted_differences": result["accepted_differences"], "options": result["options"],
+                           "tool_versions": result["tool_versions"], "index_uri": result["output"].get("index_uri")})
+    bam = _entry(store, record.raw_key, "bam", result["input"], "archive-ready", source_uri=record.source_uri,
+                 content_checksum=result["content_checksum"], reference_md5=reference["md5"],
+                 details={"records": result["input"]["records"], "cram_uri": cram.file_uri,
+                          "original_header_reference_fields": result["input"].get("original_header_reference_fields")})
+    fasta = _entry(store, record.reference_key, "fasta", reference, "reference",
+                   details={"sequences": len(reference.get("sequences", {}))})
+    written = {entry.file_type: file_catalog.put(entry) for entry in (cram, bam, fasta)}
+    store.put_tags(record.raw_key, archive_tags(record.cram_key))
+    file_catalog.set_status(bam.file_uri, "archive-tagged", bam.sha256)
+    record.status = "archive-tagged"
+    save_alignment(store, record)
+    return dg.MaterializeResult(metadata={
+        "catalog": file_catalog.describe(), "cram_uri": dg.MetadataValue.url(cram.file_uri),
+        "bam_uri": dg.MetadataValue.url(bam.file_uri), "reference_uri": dg.MetadataValue.url(fasta.file_uri),
+        "entries_written": dg.MetadataValue.json(written), "bam_tags": dg.MetadataValue.json(archive_tags(record.cram_key)),
+        "cram_sha256": cram.sha256, "bam_sha256": bam.sha256, "reference_md5": fasta.md5,
+    })
