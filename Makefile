@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOME_DIR ?= $(CURDIR)/.genolake
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test ui benchmark benchmark-report benchmark-lookup clean
+.PHONY: install demo test ui benchmark benchmark-report benchmark-lookup benchmark-compress clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,9 @@ benchmark-report: install
 
 benchmark-lookup: install
 	$(BIN)/python benchmarks/lookup.py
+
+benchmark-compress: install
+	$(BIN)/python benchmarks/compress.py
 
 clean:
 	rm -rf $(VENV) $(HOME_DIR) .pytest_cache

@@ -55,6 +55,7 @@ genolake demo done in {summary.seconds:.1f} s
   lake:              {summary.lake}
   catalog (DuckDB):  {summary.home / 'catalog.duckdb'}   (tables: variants, reference_blocks, samples, cohort_variants, clinvar)
 {_report_lines(summary.reports)}
+{_alignment_lines(summary.alignments, summary.file_catalog)}
 
 Open the Dagster UI on this lake:
   GENOLAKE_HOME={summary.home} DAGSTER_HOME={summary.dagster_home} dagster dev
@@ -63,7 +64,19 @@ Every sample at one marker (the cohort table):
 Query it:
   python -c "import duckdb; duckdb.connect('{summary.home / 'catalog.duckdb'}', read_only=True).sql('SELECT sample_id, count(*) FROM variants GROUP BY 1').show()"
 """)
-    return 0 if summary.quarantined == 0 else 1
+    failed = [name for name, alignment in summary.alignments.items() if alignment["status"] != "verified"]
+    return 0 if summary.quarantined == 0 and not failed else 1
+
+
+def _alignment_lines(alignments: dict[str, dict], file_catalog: str) -> str:
+    lines = [f"compressed BAMs (verified lossless CRAM 3.1; file catalog {file_catalog}):"]
+    for name, alignment in alignments.items():
+        if alignment["status"] != "verified":
+            lines.append(f"  {name}: FAILED")
+            continue
+        lines.append(f"  {name}: {alignment['records']:,} reads, {alignment['bam_bytes']:,} -> {alignment['cram_bytes']:,} "
+                     f"bytes ({alignment['ratio']:.2f}x) -> {alignment['cram_uri']}")
+    return "\n".join(lines)
 
 
 LOOKUP_COLUMNS = ("marker", "sample_id", "status", "genotype", "ref", "alt", "gq", "dp")

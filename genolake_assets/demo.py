@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "data" / "vcf"
+DEFAULT_BAMS = Path(__file__).resolve().parents[1] / "data" / "bam"
 DEFAULT_CLINVAR = Path(__file__).resolve().parents[1] / "data" / "clinvar" / "variant_summary_2021-01.first86362rows.txt.gz"
 # The bundled cohort is GRCh37 and its ClinVar matches are all classified (likely) benign or conflicting:
 # the first report shows the two frequencies on real matches, the second is the seed's own question.
@@ -35,6 +36,8 @@ class DemoSummary:
     clinvar_rows: int
     clinvar_rejected_rows: int
     reports: dict[str, dict]
+    alignments: dict[str, dict]
+    file_catalog: str
     seconds: float
 
 
@@ -109,8 +112,47 @@ def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, ech
                          "csv_uri": meta["csv_uri"]}
         echo(f"report {name}: {meta['rows']} rows over {meta['cohort_samples']} samples "
              f"({meta['query_seconds'] * 1000:.0f} ms, {meta['bytes_scanned']:,} bytes read)")
-    return _summary(home, dagster_home, defs.resources["catalog"], store, cohort_meta, clinvar_meta, reports,
-                    time.perf_counter() - started)
+    alignments = _compress_bams(defs, instance, store, lake, echo)
+    summary = _summary(home, dagster_home, defs.resources["catalog"], store, cohort_meta, clinvar_meta, reports,
+                       time.perf_counter() - started)
+    summary.alignments, summary.file_catalog = alignments, defs.resources["file_catalog"].describe()
+    return summary
+
+
+def _compress_bams(defs, instance, store, lake, echo, bam_dir: Path = DEFAULT_BAMS) -> dict[str, dict]:
+    """Land the bundled BAMs and their references, and let the sensor's runs compress and catalogue them."""
+    import dagster as dg
+
+    from genolake_assets.sensors.alignments import alignment_landing_sensor
+
+    for path in sorted(bam_dir.glob("*.bam")):
+        store.upload(path, f"landing/{path.name}")
+    for path in sorted((bam_dir / "ref").iterdir()):
+        store.upload(path, f"landing/references/{path.name}")
+    result = alignment_landing_sensor(dg.build_sensor_context(instance=instance, resources={"lake": lake}))
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    alignments = {}
+    for request in result.run_requests:
+        job = defs.resolve_job_def(request.job_name)
+        run = job.execute_in_process(instance=instance, partition_key=request.partition_key, raise_on_error=False,
+                                     run_config=QUIET_LOGS)
+        if request.partition_key is None:
+            continue
+        if not run.success:
+            alignments[request.partition_key] = {"status": "failed"}
+            echo(f"  FAILED compressing {request.partition_key} (run {run.run_id[:8]})")
+            continue
+        meta = _materialization_metadata(run, "compressed_bam")
+        alignments[request.partition_key] = {"status": "verified", "records": meta["records"], "ratio": meta["ratio"],
+                                             "bam_bytes": meta["bam_bytes"], "cram_bytes": meta["cram_bytes"],
+                                             "cram_uri": meta["cram_uri"]}
+        echo(f"compressed_bam {request.partition_key}: {meta['records']:,} reads verified, {meta['bam_bytes']:,} -> "
+             f"{meta['cram_bytes']:,} bytes ({meta['ratio']:.2f}x), original tagged for archive")
+    lifecycle = defs.resolve_job_def("apply_lifecycle_policy").execute_in_process(instance=instance, run_config=QUIET_LOGS)
+    plan = _materialization_metadata(lifecycle, "lake_lifecycle_policy")["summary"]
+    echo("lifecycle plan: " + ", ".join(f"{label}: {n['objects']} objects" for label, n in sorted(plan.items())))
+    return alignments
 
 
 def _materialization_metadata(run, asset: str) -> dict:
@@ -132,4 +174,4 @@ def _summary(home: Path, dagster_home: Path, catalog, store, cohort_meta: dict, 
                        variant_rows=variant_rows, reference_block_rows=block_rows, lake_bytes=lake_bytes,
                        cohort_rows=cohort_meta["rows"], clinvar_rows=clinvar_meta["rows"],
                        clinvar_rejected_rows=clinvar_meta["rejected_rows"],
-                       reports=reports, seconds=seconds)
+                       reports=reports, alignments={}, file_catalog="", seconds=seconds)
