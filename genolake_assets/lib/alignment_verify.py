@@ -24,7 +24,6 @@ import pysam
 
 from genolake_assets.lib.cram_codec import DECODE_OPTIONS, htslib_messages
 from genolake_assets.lib.cram_integrity import crc_problems
-from genolake_assets.lib.errors import AlignmentFileError
 
 DEFAULT_ACCEPTED = frozenset({"unmapped_read_cigar", "header_reference_fields"})
 KNOWN_CLASSES = frozenset({"record_count", "read_name", "flag", "position", "mapping_quality", "cigar",

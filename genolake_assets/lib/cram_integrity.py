@@ -16,7 +16,7 @@ from pathlib import Path
 _FILE_DEFINITION = 26  # "CRAM", major, minor, 20-byte file id
 
 
-def _itf8(data, at: int) -> tuple[int, int]:
+def read_itf8(data, at: int) -> tuple[int, int]:
     first = data[at]
     if first >= 0xF0:
         b = data[at + 1:at + 5]
@@ -28,7 +28,7 @@ def _itf8(data, at: int) -> tuple[int, int]:
     return value, at + 1 + extra
 
 
-def _ltf8(data, at: int) -> tuple[int, int]:
+def read_ltf8(data, at: int) -> tuple[int, int]:
     first, extra = data[at], 0
     while extra < 8 and first & (0x80 >> extra):
         extra += 1
@@ -57,13 +57,13 @@ def crc_problems(path: Path, limit: int = 5) -> tuple[int, list[str]]:
                 length = struct.unpack_from("<i", data, at)[0]
                 at += 4
                 for _ in range(4):
-                    _, at = _itf8(data, at)
+                    _, at = read_itf8(data, at)
                 for _ in range(2):
-                    _, at = _ltf8(data, at)
-                blocks, at = _itf8(data, at)
-                landmarks, at = _itf8(data, at)
+                    _, at = read_ltf8(data, at)
+                blocks, at = read_itf8(data, at)
+                landmarks, at = read_itf8(data, at)
                 for _ in range(landmarks):
-                    _, at = _itf8(data, at)
+                    _, at = read_itf8(data, at)
                 if zlib.crc32(data[start:at]) != _stored_crc(data, at):
                     bad += 1
                     notes.append(f"container {container} header at byte {start}: CRC32 mismatch")
@@ -74,9 +74,9 @@ def crc_problems(path: Path, limit: int = 5) -> tuple[int, list[str]]:
                 for block in range(blocks):
                     block_start = at
                     at += 2  # compression method, content type
-                    _, at = _itf8(data, at)  # content id
-                    size, at = _itf8(data, at)
-                    _, at = _itf8(data, at)  # raw size
+                    _, at = read_itf8(data, at)  # content id
+                    size, at = read_itf8(data, at)
+                    _, at = read_itf8(data, at)  # raw size
                     at += size
                     if at + 4 > end or zlib.crc32(data[block_start:at]) != _stored_crc(data, at):
                         bad += 1

@@ -24,6 +24,7 @@ import pytest
 
 from genolake_assets.lib.alignment_verify import verify_roundtrip
 from genolake_assets.lib.bam_compress import CompressionOutcome, CompressOptions, compress_and_verify
+from genolake_assets.lib.cram_integrity import read_itf8, read_ltf8
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bam"
 REF = DATA / "ref"
@@ -115,28 +116,6 @@ def bgzf_block_offsets(data: bytes) -> list[int]:
 
 # A minimal CRAM 3 reader of the container/block layout (CRAM spec §7-§8), to damage chosen blocks.
 
-def _itf8(data: bytes, at: int) -> tuple[int, int]:
-    first = data[at]
-    if first >= 0xF0:  # five bytes: 4 + 8 + 8 + 8 + 4 bits
-        b = data[at + 1:at + 5]
-        return ((first & 0x0F) << 28) | (b[0] << 20) | (b[1] << 12) | (b[2] << 4) | (b[3] & 0x0F), at + 5
-    extra = 0 if first < 0x80 else 1 if first < 0xC0 else 2 if first < 0xE0 else 3
-    value = first & (0xFF >> (extra + 1))
-    for k in range(extra):
-        value = (value << 8) | data[at + 1 + k]
-    return value, at + 1 + extra
-
-
-def _ltf8(data: bytes, at: int) -> tuple[int, int]:
-    first, extra = data[at], 0
-    while extra < 8 and first & (0x80 >> extra):
-        extra += 1
-    value = first & (0xFF >> (extra + 1)) if extra < 8 else 0
-    for k in range(extra):
-        value = (value << 8) | data[at + 1 + k]
-    return value, at + 1 + extra
-
-
 @dataclass(frozen=True)
 class CramBlock:
     start: int  # the block's first byte (method)
@@ -152,21 +131,21 @@ def cram_blocks(data: bytes) -> list[CramBlock]:
         length = struct.unpack_from("<i", data, at)[0]
         at += 4
         for _ in range(4):
-            _, at = _itf8(data, at)  # reference id, start, span, records
+            _, at = read_itf8(data, at)  # reference id, start, span, records
         for _ in range(2):
-            _, at = _ltf8(data, at)  # record counter, bases
-        count, at = _itf8(data, at)
-        landmarks, at = _itf8(data, at)
+            _, at = read_ltf8(data, at)  # record counter, bases
+        count, at = read_itf8(data, at)
+        landmarks, at = read_itf8(data, at)
         for _ in range(landmarks):
-            _, at = _itf8(data, at)
+            _, at = read_itf8(data, at)
         at += 4  # container header CRC32
         end = at + length
         for _ in range(count):
             start = at
             content_type, at = data[at + 1], at + 2
-            content_id, at = _itf8(data, at)
-            size, at = _itf8(data, at)
-            _, at = _itf8(data, at)
+            content_id, at = read_itf8(data, at)
+            size, at = read_itf8(data, at)
+            _, at = read_itf8(data, at)
             blocks.append(CramBlock(start, at, at + size, content_type, content_id))
             at += size + 4
         at = end

@@ -24,7 +24,7 @@ from genolake_assets.resources.compression_runner import AwsBatchCompressionRunn
 from genolake_assets.resources.file_catalog import DynamoDbFileCatalog
 from genolake_assets.resources.s3_store import aws_client
 from genolake_assets.sensors.alignments import alignment_landing_sensor
-from tests.moto_api import moto_api
+from tests.moto_api import create_batch_queue
 
 DATA_BAM = Path(__file__).resolve().parents[1] / "data" / "bam"
 COMPRESS_ASSETS = [raw_bam, compressed_bam, alignment_file_catalog]
@@ -32,20 +32,7 @@ COMPRESS_ASSETS = [raw_bam, compressed_bam, alignment_file_catalog]
 
 @pytest.fixture(scope="module")
 def batch_environment(moto_endpoint):
-    moto_api(moto_endpoint, "config", {"batch": {"use_docker": False}})
-    iam = aws_client("iam", endpoint_url=moto_endpoint, region_name="us-east-1")
-    batch = aws_client("batch", endpoint_url=moto_endpoint, region_name="us-east-1")
-    suffix = uuid.uuid4().hex[:8]
-    role = iam.create_role(RoleName=f"genolake-batch-{suffix}", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    environment = batch.create_compute_environment(computeEnvironmentName=f"genolake-ce-{suffix}", type="UNMANAGED",
-                                                   state="ENABLED", serviceRole=role)["computeEnvironmentArn"]
-    queue = f"genolake-q-{suffix}"
-    batch.create_job_queue(jobQueueName=queue, state="ENABLED", priority=1,
-                           computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}])
-    definition = f"genolake-bam-compress-{suffix}"
-    batch.register_job_definition(jobDefinitionName=definition, type="container", containerProperties={
-        "image": "genolake/bam-compress:latest", "vcpus": 2, "memory": 4096, "command": []})
-    return {"queue": queue, "definition": definition}
+    return create_batch_queue(moto_endpoint)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from genolake_assets.resources.compression_runner import (
     batch_job_name,
 )
 from genolake_assets.resources.s3_store import aws_client
-from tests.moto_api import moto_api
+from tests.moto_api import create_batch_queue
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_BAM = Path("/work/shared/data/bam")
@@ -242,30 +242,18 @@ def test_local_runner_as_a_dagster_resource_logs_to_the_run(tmp_path):
 # -- AWS Batch on moto ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def batch_setup(moto_endpoint):
-    """Batch on moto without Docker: a service role, an unmanaged compute environment, a job definition."""
-    moto_api(moto_endpoint, "config", {"batch": {"use_docker": False}})
-    iam = aws_client("iam", endpoint_url=moto_endpoint, region_name="us-east-1")
-    batch = aws_client("batch", endpoint_url=moto_endpoint, region_name="us-east-1")
-    suffix = uuid.uuid4().hex[:8]
-    role = iam.create_role(RoleName=f"genolake-batch-{suffix}", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    environment = batch.create_compute_environment(
-        computeEnvironmentName=f"genolake-ce-{suffix}", type="UNMANAGED", state="ENABLED", serviceRole=role)
-    definition = f"genolake-bam-compress-{suffix}"
-    batch.register_job_definition(jobDefinitionName=definition, type="container", containerProperties={
-        "image": "genolake/bam-compress:latest", "vcpus": 1, "memory": 2048, "command": []})
-    return {"batch": batch, "environment": environment["computeEnvironmentArn"], "definition": definition}
+    """Batch on moto without Docker, with a queue of its own (so a test can find its own job)."""
+    return {**create_batch_queue(moto_endpoint),
+            "batch": aws_client("batch", endpoint_url=moto_endpoint, region_name="us-east-1")}
 
 
 @pytest.fixture
 def batch_runner(batch_setup, moto_endpoint):
-    """A runner on a fresh job queue (so a test can find its own job)."""
-    queue = f"genolake-q-{uuid.uuid4().hex[:8]}"
-    batch_setup["batch"].create_job_queue(jobQueueName=queue, state="ENABLED", priority=1, computeEnvironmentOrder=[
-        {"order": 1, "computeEnvironment": batch_setup["environment"]}])
-    return AwsBatchCompressionRunner(job_queue=queue, job_definition=batch_setup["definition"], region="us-east-1",
-                                     endpoint_url=moto_endpoint, poll_interval_seconds=0.05, timeout_seconds=120)
+    return AwsBatchCompressionRunner(job_queue=batch_setup["queue"], job_definition=batch_setup["definition"],
+                                     region="us-east-1", endpoint_url=moto_endpoint, poll_interval_seconds=0.05,
+                                     timeout_seconds=120)
 
 
 def _only_job(batch, queue: str) -> dict:
