@@ -22,7 +22,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 ui: install
-	GENOLAKE_HOME=$(HOME_DIR) DAGSTER_HOME=$(HOME_DIR)/dagster_home $(BIN)/dagster dev
+	$(BIN)/python -m genolake_assets.ui_server --home $(HOME_DIR) --port 3000
 
 benchmark: install
 	$(BIN)/python benchmarks/convert.py

@@ -25,6 +25,9 @@ class Settings:
     """Where Athena writes results; None means ``s3://<bucket>/<prefix>/athena-results/``."""
     batch_job_queue: str = "genolake-bam-compress"
     batch_job_definition: str = "genolake-bam-compress"
+    sensors_running: bool = True
+    """Whether the landing sensors start RUNNING (``GENOLAKE_SENSORS=stopped`` for a staging copy or a demo
+    where someone else decides when files are picked up; the UI can still turn them on)."""
     file_catalog_table: str = "genolake-file-catalog"
     """The DynamoDB table of the aws profile's alignment file catalog (SQLite under the home locally)."""
 
@@ -56,4 +59,20 @@ class Settings:
             batch_job_queue=os.environ.get("GENOLAKE_BATCH_JOB_QUEUE") or "genolake-bam-compress",
             batch_job_definition=os.environ.get("GENOLAKE_BATCH_JOB_DEFINITION") or "genolake-bam-compress",
             file_catalog_table=os.environ.get("GENOLAKE_FILE_CATALOG_TABLE") or "genolake-file-catalog",
+            sensors_running=_sensors_running(os.environ.get("GENOLAKE_SENSORS", "running")),
         )
+
+
+def _sensors_running(value: str) -> bool:
+    value = value.strip().lower()
+    if value not in ("running", "stopped"):
+        raise ValueError(f"GENOLAKE_SENSORS must be 'running' or 'stopped', not {value!r}")
+    return value == "running"
+
+
+def default_sensor_status():
+    """The sensors' default status from ``GENOLAKE_SENSORS`` (imported lazily: settings stays Dagster-free)."""
+    import dagster as dg
+
+    running = Settings.from_env().sensors_running
+    return dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED

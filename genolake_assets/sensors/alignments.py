@@ -13,6 +13,7 @@ from genolake_assets.lib.identifiers import InvalidIdentifierError, sample_id_fo
 from genolake_assets.lib.lake_layout import LANDING_PREFIX, is_alignment_key, is_reference_key
 from genolake_assets.lib.landing import LandingCursor, new_landed_files
 from genolake_assets.resources.lake import LakeResource
+from genolake_assets.settings import default_sensor_status
 
 FILES_PER_TICK = 50
 
@@ -46,7 +47,7 @@ def _is_watched(key: str) -> bool:
     name="alignment_landing_sensor",
     jobs=[compress_alignments, register_references],
     minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    default_status=default_sensor_status(),
     description="Registers each new or re-uploaded BAM under landing/ as an alignment partition and requests its "
                 "compression (raw_bam → compressed_bam → alignment_file_catalog); new reference FASTAs under "
                 "landing/references/ request reference_genomes.",

@@ -18,6 +18,7 @@ from genolake_assets.lib.registry import LandingEntry
 from genolake_assets.lib.vcf_header import parse_header
 from genolake_assets.lib.vcf_source import text_lines_of_stream
 from genolake_assets.resources.lake import LakeResource
+from genolake_assets.settings import default_sensor_status
 
 INGEST_JOB_NAME = "ingest_samples"
 FILES_PER_TICK = 50
@@ -54,7 +55,7 @@ def _entries_for(store, obj, claimed: dict[str, str]) -> list[LandingEntry]:
     name="landing_sensor",
     job_name=INGEST_JOB_NAME,
     minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    default_status=default_sensor_status(),
     description="Registers each new or re-uploaded VCF under landing/ as one partition per sample and "
                 "requests its ingest (raw_vcf → sample_variants/sample_reference_blocks). A file whose header "
                 "cannot be read is quarantined with the reason.",
