@@ -25,3 +25,39 @@ def test_query_refuses_bad_names_and_parameters(lake_home, capsys):
     assert main(["query", "cohort_size", "sample_pattern=%"]) == 2  # assembly missing
     err = capsys.readouterr().err
     assert "no_such_query" in err and "NAME=VALUE" in err and "missing ['assembly']" in err
+
+
+def test_report_row_sources_traces_a_variant_to_the_landed_files(instance, resources, land, data_vcf, capsys):
+    import gzip
+
+    import dagster as dg
+
+    from genolake_assets.assets.cohort import cohort_variants
+
+    for name in ("HG00187.hg38.g.vcf.gz", "HG00190.hg38.g.vcf.gz"):
+        land(data_vcf / name)
+    tick(instance, resources)
+    for sample in ("HG00187", "HG00190"):
+        assert ingest(instance, resources, sample).success
+    refresh_tables(instance, resources)
+    assert dg.materialize([cohort_variants], instance=instance, resources=resources).success
+
+    # The first real call of HG00187 (chr22 10678964 A>G), as a report row would name it.
+    assert main(["query", "report_row_sources", "chromosome=22", "pos=10678964", "ref=A", "alt=G"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header, rows = lines[0].split("\t"), [dict(zip(lines[0].split("\t"), line.split("\t"))) for line in lines[1:]]
+    assert header[:3] == ["sample_id", "sample_name", "genotype"]
+    carriers = {row["sample_id"] for row in rows}
+    expected = set()
+    for sample in ("HG00187", "HG00190"):
+        with gzip.open(data_vcf / f"{sample}.hg38.g.vcf.gz", "rt") as handle:
+            for line in handle:
+                fields = line.split("\t")
+                if line.startswith("#") or fields[1] != "10678964" or "G" not in fields[4].split(","):
+                    continue
+                allele = str(fields[4].split(",").index("G") + 1)
+                if allele in fields[9].split(":")[0].replace("|", "/").split("/"):
+                    expected.add(sample)
+    assert carriers == expected and "HG00187" in carriers
+    hg00187 = next(row for row in rows if row["sample_id"] == "HG00187")
+    assert hg00187["source_uri"].endswith("landing/HG00187.hg38.g.vcf.gz") and len(hg00187["sha256"]) == 64
