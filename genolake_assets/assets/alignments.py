@@ -6,11 +6,13 @@ and the original BAM is tagged for archive only after its catalog entries are wr
 """
 
 import json
+import time
 
 import dagster as dg
 from pydantic import Field
 
 from genolake_assets.assets.partitions import alignments_partitions
+from genolake_assets.assets.schemas import URI, link
 from genolake_assets.lib.alignment_registry import (
     AlignmentRecord, choose_reference, load_alignment, load_references, quarantine_alignment, register_alignment,
     register_landed_references, save_alignment,
@@ -25,6 +27,7 @@ from genolake_assets.resources.lake import LakeResource
 
 _OWNERS = ["team:genomics-data-engineering"]
 _WORK_ORDER_VERSION = 1
+ROUND_TRIP_CHECK = "cram_round_trip_verified"
 
 
 class CompressionConfig(dg.Config):
@@ -78,6 +81,7 @@ def reference_genomes(context: dg.AssetExecutionContext, lake: LakeResource) -> 
                       "@SQ lines). Only the header and the last 28 bytes are read, so a 100 GB BAM never leaves S3.")
 def raw_bam(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
+    started = time.perf_counter()
     record = _record(store, context.partition_key)
     try:
         record = register_alignment(store, record)
@@ -86,6 +90,7 @@ def raw_bam(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
     save_alignment(store, record)
     return dg.MaterializeResult(metadata={
         "source_uri": dg.MetadataValue.url(record.source_uri), "raw_uri": dg.MetadataValue.url(record.raw_uri),
+        URI: dg.MetadataValue.url(record.raw_uri), "seconds": round(time.perf_counter() - started, 3),
         "bytes": record.size, "samples": ", ".join(record.samples) or "(no @RG SM)",
         "read_groups": record.read_groups, "sequences": len(record.sequence_header),
         "sort_order": record.sort_order, "version": record.version,
@@ -111,6 +116,36 @@ def _read_result(store, key: str) -> dict | None:
     return json.loads(store.read_bytes(key)) if store.exists(key) else None
 
 
+def round_trip_check(store, alignment_id: str, refused: str | None = None) -> dg.AssetCheckResult:
+    """``cram_round_trip_verified`` from what the lake holds: the BAM version's latest compression result
+    and its published CRAM. ``refused`` is why the asset refused the outcome (it then fails regardless)."""
+    record = _record(store, alignment_id)
+    result_key = compression_result_key(record.alignment_id, record.version)
+    result = _read_result(store, result_key) or {}
+    cram = store.head(_cram_key_of(record))
+    metadata = {"alignment_id": record.alignment_id, "bam_version": record.version,
+                "result_uri": link(store.uri(result_key)),
+                "records": (result.get("input") or {}).get("records") or 0,
+                "accepted_differences": dg.MetadataValue.json(result.get("accepted_differences") or {})}
+    verified = result.get("status") == "verified"
+    published = verified and cram is not None and cram.size == result["output"]["size"]
+    if published and not refused:
+        return dg.AssetCheckResult(check_name=ROUND_TRIP_CHECK, passed=True, metadata={
+            **metadata, "cram_records": result["output"]["records"], "ratio": result["ratio"],
+            "content_checksum": result["content_checksum"], "cram_uri": link(store.uri(cram.key))})
+    if refused:
+        reason = refused
+    elif not result:
+        reason = f"no compression result at {store.uri(result_key)}" + (f": {record.reason}" if record.reason else "")
+    elif not verified:
+        reason = result.get("error") or f"the compression result says {result.get('status')!r}"
+    else:
+        reason = f"{store.uri(_cram_key_of(record))} is missing or not the verified size"
+    return dg.AssetCheckResult(check_name=ROUND_TRIP_CHECK, passed=False, description=reason, metadata={
+        **metadata, "error_code": result.get("error_code") or "no_verified_result", "reason": reason,
+        "differences": dg.MetadataValue.json(result.get("differences") or {})})
+
+
 def _verified_earlier(store, result_key: str, order: dict, output_key: str) -> RunnerOutcome | None:
     """The earlier outcome if this BAM version was already verified with the same options and its CRAM is
     still there: compressing again would publish different bytes (CRAM containers are not byte-stable
@@ -126,12 +161,16 @@ def _verified_earlier(store, result_key: str, order: dict, output_key: str) -> R
 
 @dg.asset(partitions_def=alignments_partitions, deps=[raw_bam, reference_genomes], group_name="alignments",
           kinds={"cram", "batch", "s3"}, owners=_OWNERS,
+          check_specs=[dg.AssetCheckSpec(ROUND_TRIP_CHECK, asset="compressed_bam", description=(
+              "The CRAM decoded to every record of the BAM (differences only where accepted, listed) and the "
+              "published CRAM is the verified one. Evaluated from the lake's compression result whenever "
+              "the partition runs; a refused CRAM fails it with the reason."))],
           description="The BAM compressed to CRAM (3.1 by default) against its registered reference, by the "
                       "bam-compress program (a subprocess locally, an AWS Batch job on AWS). The program decodes the "
                       "CRAM and compares every record with the BAM before it publishes anything; a mismatch, a "
                       "truncated BAM or a wrong reference fails the partition and leaves the original untouched.")
 def compressed_bam(context: dg.AssetExecutionContext, config: CompressionConfig, lake: LakeResource,
-                   compression_runner: CompressionRunner) -> dg.MaterializeResult:
+                   compression_runner: CompressionRunner):
     store = lake.store()
     record = _record(store, context.partition_key)
     if not record.raw_key or record.status == "quarantined" and not store.exists(record.raw_key):
@@ -161,15 +200,17 @@ def compressed_bam(context: dg.AssetExecutionContext, config: CompressionConfig,
         error = AlignmentFileError(record.source_uri, result.get("error") or outcome.reason or "the compression job "
                                    f"{outcome.job_id} ended {outcome.status} without a result",
                                    code=result.get("error_code") or "compression_failed")
-        raise _refuse(store, record, error, {"job_id": outcome.job_id, "exit_code": outcome.exit_code,
-                                             "log_tail": outcome.log_tail[-20:]}) from None
+        failure = _refuse(store, record, error, {"job_id": outcome.job_id, "exit_code": outcome.exit_code,
+                                                 "log_tail": outcome.log_tail[-20:]})
+        yield round_trip_check(store, record.alignment_id, refused=str(error))
+        raise failure from None
     record.status, record.reason = "compressed", None
     record.sha256, record.md5 = result["input"]["sha256"], result["input"]["md5"]
     record.reference_key, record.result_key = reference.key, result_key
     record.cram_key = output_key
     save_alignment(store, record)
-    return dg.MaterializeResult(metadata={
-        "cram_uri": dg.MetadataValue.url(result["output"]["uri"]),
+    yield dg.MaterializeResult(check_results=[round_trip_check(store, record.alignment_id)], metadata={
+        "cram_uri": dg.MetadataValue.url(result["output"]["uri"]), URI: dg.MetadataValue.url(result["output"]["uri"]),
         "bam_uri": dg.MetadataValue.url(record.raw_uri), "reference_uri": dg.MetadataValue.url(store.uri(reference.key)),
         "records": result["input"]["records"], "bam_bytes": result["input"]["size"],
         "cram_bytes": result["output"]["size"], "ratio": result["ratio"],

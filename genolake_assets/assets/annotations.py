@@ -8,12 +8,18 @@ import json
 import re
 import shutil
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
+import pyarrow as pa
 from pydantic import Field
 
+from genolake_assets.assets.schemas import (
+    CLINVAR_COLUMNS, COLUMN_SCHEMA, ROW_COUNT, TABLE_NAME, URI, arrow_columns, link, table_name, table_schema,
+)
+
 from genolake_assets.lib.clinvar_convert import ClinvarFormatError, convert_clinvar, detect_clinvar_format
+from genolake_assets.lib.clinvar_schema import CLINVAR_SCHEMA
 from genolake_assets.lib.fetch import fetch, file_name_of
 from genolake_assets.lib.lake_layout import (
     CLINVAR_PARTITION_KEYS, CLINVAR_PUBLISHED_KEY, CLINVAR_REJECTED_PREFIX, CLINVAR_SNAPSHOT_KEY,
@@ -26,6 +32,10 @@ from genolake_assets.resources.object_store import sha256_of_file
 NCBI_VARIANT_SUMMARY = "https://ftp.ncbi.nlm.nih.gov/pub/clinvar/tab_delimited/variant_summary.txt.gz"
 _OWNERS = ["team:genomics-data-engineering"]
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+# NCBI publishes weekly (the weekly_clinvar schedule fetches on Mondays): a release older than a week is
+# stale; a day before that the refresh is due.
+CLINVAR_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(days=7), warn_window=timedelta(days=6))
+_CLINVAR_SCHEMA = table_schema(arrow_columns(CLINVAR_SCHEMA), CLINVAR_COLUMNS)
 
 
 class ClinvarSourceConfig(dg.Config):
@@ -52,12 +62,13 @@ def _write_json(store, key: str, value: dict) -> None:
     store.write_bytes(key, json.dumps(value, indent=2, sort_keys=True).encode())
 
 
-@dg.asset(group_name="annotations", kinds={"clinvar"}, owners=_OWNERS,
+@dg.asset(group_name="annotations", kinds={"clinvar", "s3"}, owners=_OWNERS,
           description="The ClinVar release file (variant_summary.txt.gz or ClinVar VCF), copied into the lake "
                       "under its checksum and checked to be a ClinVar file.")
 def clinvar_source(context: dg.AssetExecutionContext, config: ClinvarSourceConfig,
                    lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
+    started = time.perf_counter()
     name = file_name_of(config.uri)
     local = lake.scratch / "clinvar_fetch" / name
     last_modified = fetch(config.uri, local)
@@ -77,12 +88,14 @@ def clinvar_source(context: dg.AssetExecutionContext, config: ClinvarSourceConfi
     local.unlink(missing_ok=True)
     context.log.info(f"ClinVar source {config.uri} ({source_format}) stored at {store.uri(raw_key)}")
     return dg.MaterializeResult(metadata={
-        "source_uri": config.uri, "format": source_format, "sha256": sha256, "size_bytes": record["size_bytes"],
-        "raw_uri": store.uri(raw_key),
+        "source_uri": link(config.uri), "format": source_format, "sha256": sha256, "size_bytes": record["size_bytes"],
+        "raw_uri": link(store.uri(raw_key)), URI: link(store.uri(raw_key)), "last_modified": last_modified or "unknown",
+        "seconds": round(time.perf_counter() - started, 2),
     }, data_version=dg.DataVersion(sha256))
 
 
-@dg.asset(deps=[clinvar_source], group_name="annotations", kinds={"parquet"}, owners=_OWNERS,
+@dg.asset(deps=[clinvar_source], group_name="annotations", kinds={"parquet", "s3"}, owners=_OWNERS,
+          freshness_policy=CLINVAR_FRESHNESS, metadata={COLUMN_SCHEMA: _CLINVAR_SCHEMA},
           description="ClinVar as typed Parquet, one file per assembly and chromosome, in a new snapshot folder. "
                       "Malformed rows are counted, reported here and kept in quarantine/clinvar/, never dropped.")
 def clinvar_variants(context: dg.AssetExecutionContext, config: ClinvarConversionConfig,
@@ -122,24 +135,28 @@ def clinvar_variants(context: dg.AssetExecutionContext, config: ClinvarConversio
     })
     shutil.rmtree(work, ignore_errors=True)
     return dg.MaterializeResult(metadata={
-        "release": release, "format": conversion.source_format, "snapshot": store.uri(prefix),
-        "rows": conversion.rows, "dagster/row_count": conversion.rows,
+        "release": release, "format": conversion.source_format, "snapshot": link(store.uri(prefix)),
+        URI: link(store.uri(prefix)), "source_uri": link(store.uri(source["raw_key"])),
+        "source_sha256": source["sha256"],
+        "rows": conversion.rows, ROW_COUNT: conversion.rows,
         "rejected_rows": conversion.rejected_rows,
         "rejection_reasons": dg.MetadataValue.json(conversion.rejection_reasons),
-        "rejected_rows_uri": store.uri(rejected_key) if rejected_key else "none",
+        "rejected_rows_uri": link(store.uri(rejected_key)) if rejected_key else "none",
         "partitions": len(conversion.partitions),
         "ignored_columns": dg.MetadataValue.json(list(conversion.ignored_columns)),
         "rows_per_partition": dg.MetadataValue.json(conversion.partitions),
         "input_bytes": conversion.input_bytes, "output_bytes": conversion.output_bytes,
-        "seconds": round(time.perf_counter() - started, 2),
+        "seconds": round(time.perf_counter() - started, 2), "engine": f"pyarrow {pa.__version__}",
     })
 
 
 @dg.asset(deps=[clinvar_variants], group_name="annotations", kinds={"duckdb", "glue"}, owners=_OWNERS,
+          freshness_policy=CLINVAR_FRESHNESS, metadata={COLUMN_SCHEMA: _CLINVAR_SCHEMA},
           description="The `clinvar` table in the catalog, pointed at the newest complete snapshot in one step. "
                       "The previous snapshot is kept for queries still reading it; older ones are removed.")
 def clinvar_table(context: dg.AssetExecutionContext, lake: LakeResource, catalog: Catalog) -> dg.MaterializeResult:
     store = lake.store()
+    started = time.perf_counter()
     snapshot = _read_json(store, CLINVAR_SNAPSHOT_KEY)
     published = json.loads(store.read_bytes(CLINVAR_PUBLISHED_KEY)) if store.exists(CLINVAR_PUBLISHED_KEY) else {}
     current = snapshot["prefix"]
@@ -153,11 +170,12 @@ def clinvar_table(context: dg.AssetExecutionContext, lake: LakeResource, catalog
     if removed:
         context.log.info(f"removed superseded ClinVar snapshots: {removed}")
     return dg.MaterializeResult(metadata={
-        "table": registration.name, "release": snapshot["release"], "location": registration.location,
-        "rows": registration.rows, "dagster/row_count": registration.rows, "partitions": registration.files,
+        "table": registration.name, TABLE_NAME: table_name(catalog, registration.name), "release": snapshot["release"],
+        "location": registration.location, "source_sha256": snapshot["sha256"],
+        "rows": registration.rows, ROW_COUNT: registration.rows, "partitions": registration.files,
         "rejected_rows": snapshot["rejected_rows"], "removed_snapshots": dg.MetadataValue.json(removed),
-        "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name=name, type=sql_type) for name, sql_type in registration.columns]),
+        COLUMN_SCHEMA: table_schema(registration.columns, CLINVAR_COLUMNS),
+        "seconds": round(time.perf_counter() - started, 2),
     })
 
 

@@ -12,7 +12,12 @@ import dagster as dg
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from genolake_assets.lib.cohort_layout import COHORT_SCHEMA, STATE_KEY, CohortState, SampleInput, update_cohort
+from genolake_assets.assets.schemas import (
+    COHORT_COLUMNS, COLUMN_SCHEMA, ROW_COUNT, TABLE_NAME, URI, arrow_columns, link, table_name, table_schema,
+)
+from genolake_assets.lib.cohort_layout import (
+    COHORT_PREFIX, COHORT_SCHEMA, STATE_KEY, CohortState, SampleInput, update_cohort,
+)
 from genolake_assets.lib.lake_layout import SAMPLES_TABLE_KEY, partition_key
 from genolake_assets.lib.variant_schema import REFERENCE_BLOCKS, VARIANTS
 from genolake_assets.resources.catalog import Catalog
@@ -58,6 +63,7 @@ def _sample_input(lake: LakeResource, sample_id: str, token: str) -> SampleInput
     deps=["samples_table"], group_name="variants", kinds={"parquet", "duckdb", "glue"},
     owners=["team:genomics-data-engineering"], pool="cohort_writer",
     automation_condition=dg.AutomationCondition.eager(),
+    metadata={COLUMN_SCHEMA: table_schema(arrow_columns(COHORT_SCHEMA), COHORT_COLUMNS)},
     description="The locus-ordered cohort table `cohort_variants`: every sample's variant rows and reference "
                 "blocks, partitioned by contig and 1 Mb bin, sorted by position, so all samples at one marker "
                 "are a few row groups of one partition. New samples are appended, small files compacted; "
@@ -93,14 +99,15 @@ def cohort_variants(context: dg.AssetExecutionContext, config: CohortConfig, lak
         {(p.contig, str(p.bin)): new_state.live_keys(p) for p in new_state.partitions.values()})
     rows = sum(p.rows for p in new_state.partitions.values())
     return dg.MaterializeResult(metadata={
-        "table": COHORT_TABLE, "version": new_state.version, "samples": len(new_state.samples),
+        "table": COHORT_TABLE, TABLE_NAME: table_name(catalog, COHORT_TABLE),
+        "version": new_state.version, "samples": len(new_state.samples),
         "samples_added": len(batch) - len(drop), "samples_reconverted": len(drop),
         "samples_pending": len(changed) - len(batch),
-        "rows": rows, "dagster/row_count": rows, "rows_added": update.rows_added, "rows_removed": update.rows_removed,
+        "rows": rows, ROW_COUNT: rows, "rows_added": update.rows_added, "rows_removed": update.rows_removed,
         "partitions": len(new_state.partitions), "files": registration.files,
         "appended_partitions": len(update.appended_partitions), "compacted_partitions": len(update.compacted_partitions),
         "bytes_written": update.bytes_written, "retired_folders_deleted": len(state.retired),
-        "manifest": store.uri(STATE_KEY), "seconds": round(time.perf_counter() - started, 2),
-        "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name=name, type=sql_type) for name, sql_type in registration.columns]),
+        "manifest": link(store.uri(STATE_KEY)), URI: link(store.uri(COHORT_PREFIX.rstrip("/"))),
+        "seconds": round(time.perf_counter() - started, 2),
+        COLUMN_SCHEMA: table_schema(registration.columns, COHORT_COLUMNS),
     })

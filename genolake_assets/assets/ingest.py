@@ -8,6 +8,7 @@ import dagster as dg
 from genolake_assets.assets.batch import each_partition, fail_for_bad_partitions
 from genolake_assets.assets.partitions import samples_partitions
 from genolake_assets.assets.records import load_landing, load_record, mark_quarantined, save_record
+from genolake_assets.assets.schemas import URI
 from genolake_assets.lib.errors import VcfFormatError
 from genolake_assets.lib.lake_layout import raw_vcf_key
 from genolake_assets.lib.quarantine import quarantine, safe_file_name
@@ -75,22 +76,23 @@ def register_sample(lake: LakeResource, sample_id: str) -> SampleRecord:
 def raw_vcf(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     started = time.perf_counter()
     done, failed = each_partition(context, context.partition_keys, lambda key: register_sample(lake, key))
-    fail_for_bad_partitions(context, [context.asset_key], done, failed, lambda key: _metadata([done[key]]))
-    return dg.MaterializeResult(metadata={**_metadata(list(done.values())),
+    fail_for_bad_partitions(context, [context.asset_key], done, failed, lambda key: _metadata(done[key]))
+    for key, record in done.items():  # each partition's event describes its own sample
+        context.add_asset_metadata(_metadata(record), partition_key=key)
+    return dg.MaterializeResult(metadata={"samples_in_run": len(done),
                                           "seconds": round(time.perf_counter() - started, 3)})
 
 
-def _metadata(records: list[SampleRecord]) -> dict:
-    first = records[0]
+def _metadata(record: SampleRecord) -> dict:
     return {
-        "samples": len(records),
-        "sample_id": first.sample_id,
-        "sample_name": first.sample_name,
-        "source_uri": dg.MetadataValue.url(first.source_uri),
-        "raw_uri": dg.MetadataValue.url(first.raw_uri or ""),
-        "sha256": first.sha256,
-        "bytes": sum(r.size_bytes or 0 for r in records),
-        "reference_genome": first.reference_genome or "unknown",
-        "caller": first.caller or "unknown",
-        "samples_in_file": first.samples_in_file,
+        "sample_id": record.sample_id,
+        "sample_name": record.sample_name,
+        "source_uri": dg.MetadataValue.url(record.source_uri),
+        "raw_uri": dg.MetadataValue.url(record.raw_uri or ""),
+        URI: dg.MetadataValue.url(record.raw_uri or ""),
+        "sha256": record.sha256,
+        "bytes": record.size_bytes or 0,
+        "reference_genome": record.reference_genome or "unknown",
+        "caller": record.caller or "unknown",
+        "samples_in_file": record.samples_in_file,
     }

@@ -3,10 +3,14 @@
 import base64
 import re
 import shutil
+import time
 
 import dagster as dg
 from pydantic import Field
 
+from genolake_assets.assets.schemas import (
+    COLUMN_SCHEMA, REPORT_COLUMNS, ROW_COUNT, URI, arrow_columns, link, table_schema,
+)
 from genolake_assets.lib.lake_layout import REPORTS_PREFIX
 from genolake_assets.lib.report_output import markdown_table, write_report_files
 from genolake_assets.queries import render
@@ -38,7 +42,7 @@ def _check(config: DrugResponseReportConfig) -> None:
 
 @dg.asset(
     deps=["cohort_variants", "samples_table", "clinvar_table"],
-    group_name="reports", kinds={"sql", "parquet"}, owners=["team:genomics-data-engineering"],
+    group_name="reports", kinds={"sql", "duckdb", "athena", "parquet"}, owners=["team:genomics-data-engineering"],
     description="The cohort drug-response report: for a sub-population, the frequency of each genotype at "
                 "ClinVar variants whose clinical significance matches a pattern, with the seed's frequency "
                 "(carriers / all samples) beside the called one (carriers / samples called or covered by a "
@@ -47,6 +51,7 @@ def _check(config: DrugResponseReportConfig) -> None:
 def drug_response_report(context: dg.AssetExecutionContext, config: DrugResponseReportConfig,
                          lake: LakeResource, sql: QueryEngine) -> dg.MaterializeResult:
     _check(config)
+    started = time.perf_counter()
     statement = render("drug_response_report", sample_pattern=config.sample_pattern,
                        significance_pattern=config.significance_pattern, assembly=config.assembly,
                        result_limit=config.limit)
@@ -66,13 +71,16 @@ def drug_response_report(context: dg.AssetExecutionContext, config: DrugResponse
     shutil.rmtree(folder, ignore_errors=True)
     rows = table.to_pylist()
     return dg.MaterializeResult(metadata={
-        "rows": table.num_rows, "dagster/row_count": table.num_rows,
+        "rows": table.num_rows, ROW_COUNT: table.num_rows,
+        COLUMN_SCHEMA: table_schema(arrow_columns(table.schema), REPORT_COLUMNS),
         "sample_pattern": config.sample_pattern, "significance_pattern": config.significance_pattern,
         "assembly": config.assembly, "limit": config.limit,
         "cohort_samples": rows[0]["cohort_samples"] if rows else _cohort_size(sql, config),
         "report": dg.MetadataValue.md(markdown_table(table)),
         "chart": dg.MetadataValue.md(f"![seed vs called frequency](data:image/png;base64,{chart})"),
-        "parquet_uri": uris["parquet"], "csv_uri": uris["csv"], "chart_uri": uris["png"],
+        "parquet_uri": link(uris["parquet"]), "csv_uri": link(uris["csv"]), "chart_uri": link(uris["png"]),
+        URI: link(uris["parquet"]), "run_uri": link(store.uri(f"{REPORTS_PREFIX}drug_response/runs/{context.run_id}")),
+        "seconds": round(time.perf_counter() - started, 3),
         "query": dg.MetadataValue.md(f"```sql\n{statement}\n```"),
         **result.metadata(),
     })

@@ -1,10 +1,14 @@
 """Catalog entries: the variant, reference-block and samples tables a SQL engine queries."""
 
+import time
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from genolake_assets.assets.schemas import (
+    COLUMN_SCHEMA, ROW_COUNT, SAMPLE_COLUMNS, TABLE_NAME, VARIANT_COLUMNS, arrow_columns, table_name, table_schema,
+)
 from genolake_assets.lib.lake_layout import SAMPLE_REGISTRY_PREFIX, SAMPLES_TABLE_KEY
 from genolake_assets.lib.registry import SampleRecord
 from genolake_assets.resources.catalog import Catalog, TableRegistration
@@ -13,15 +17,17 @@ from genolake_assets.resources.lake import LakeResource
 _EAGER = dg.AutomationCondition.eager()
 
 
-def _registration_metadata(registration: TableRegistration) -> dict:
+def _registration_metadata(catalog: Catalog, registration: TableRegistration, descriptions: dict[str, str],
+                           started: float) -> dict:
     return {
         "table": registration.name,
+        TABLE_NAME: table_name(catalog, registration.name),
         "rows": registration.rows,
         "partitions": registration.files,
         "location": registration.location,
-        "dagster/row_count": registration.rows,
-        "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name=name, type=sql_type) for name, sql_type in registration.columns]),
+        ROW_COUNT: registration.rows,
+        COLUMN_SCHEMA: table_schema(registration.columns, descriptions),
+        "seconds": round(time.perf_counter() - started, 3),
     }
 
 
@@ -33,7 +39,9 @@ def _catalog_table(table: str, upstream: str, description: str) -> dg.AssetsDefi
         owners=["team:genomics-data-engineering"], automation_condition=_EAGER, description=description,
     )
     def catalog_entry(catalog: Catalog) -> dg.MaterializeResult:
-        return dg.MaterializeResult(metadata=_registration_metadata(catalog.register_table(table, table)))
+        started = time.perf_counter()
+        registration = catalog.register_table(table, table)
+        return dg.MaterializeResult(metadata=_registration_metadata(catalog, registration, VARIANT_COLUMNS, started))
 
     return catalog_entry
 
@@ -48,29 +56,34 @@ reference_blocks_table = _catalog_table(
     "'covered but not variant' in cohort queries.")
 
 
+# One row per SampleRecord (lib/registry.py), in its field order.
+SAMPLES_SCHEMA = pa.schema([
+    ("sample_id", pa.string()), ("sample_name", pa.string()), ("source_uri", pa.string()),
+    ("source_key", pa.string()), ("raw_key", pa.string()), ("raw_uri", pa.string()), ("sha256", pa.string()),
+    ("size_bytes", pa.int64()), ("file_format", pa.string()), ("reference_genome", pa.string()),
+    ("caller", pa.string()), ("samples_in_file", pa.int32()), ("registered_at", pa.string()),
+    ("status", pa.string()), ("reason", pa.string()), ("engine", pa.string()), ("engine_version", pa.string()),
+    ("converted_at", pa.string()), ("conversion_seconds", pa.float64()), ("records_read", pa.int64()),
+    ("variant_rows", pa.int64()), ("reference_block_rows", pa.int64()), ("variant_bytes", pa.int64()),
+    ("reference_block_bytes", pa.int64()),
+])
+
+
 def samples_arrow_table(records: list[SampleRecord]) -> pa.Table:
     rows = [vars(r) for r in sorted(records, key=lambda r: r.sample_id)]
-    schema = pa.schema([
-        ("sample_id", pa.string()), ("sample_name", pa.string()), ("source_uri", pa.string()),
-        ("source_key", pa.string()), ("raw_key", pa.string()), ("raw_uri", pa.string()), ("sha256", pa.string()),
-        ("size_bytes", pa.int64()), ("file_format", pa.string()), ("reference_genome", pa.string()),
-        ("caller", pa.string()), ("samples_in_file", pa.int32()), ("registered_at", pa.string()),
-        ("status", pa.string()), ("reason", pa.string()), ("engine", pa.string()), ("engine_version", pa.string()),
-        ("converted_at", pa.string()), ("conversion_seconds", pa.float64()), ("records_read", pa.int64()),
-        ("variant_rows", pa.int64()), ("reference_block_rows", pa.int64()), ("variant_bytes", pa.int64()),
-        ("reference_block_bytes", pa.int64()),
-    ])
-    return pa.Table.from_pylist(rows, schema=schema)
+    return pa.Table.from_pylist(rows, schema=SAMPLES_SCHEMA)
 
 
 @dg.asset(
-    deps=["raw_vcf", "sample_variants"], group_name="ingest", kinds={"parquet", "duckdb"},
+    deps=["raw_vcf", "sample_variants"], group_name="ingest", kinds={"parquet", "duckdb", "glue"},
     owners=["team:genomics-data-engineering"], automation_condition=_EAGER,
+    metadata={COLUMN_SCHEMA: table_schema(arrow_columns(SAMPLES_SCHEMA), SAMPLE_COLUMNS)},
     description="One row per ingested sample: source file, checksum, size, caller and reference genome, "
                 "ingest and conversion times, engine, rows per table, and status (converted / quarantined "
                 "with the reason). How a report row is traced back to its VCF.",
 )
 def samples_table(lake: LakeResource, catalog: Catalog) -> dg.MaterializeResult:
+    started = time.perf_counter()
     store = lake.store()
     records = [SampleRecord.from_json(store.read_bytes(obj.key)) for obj in store.list_objects(SAMPLE_REGISTRY_PREFIX)
                if obj.key.endswith(".json")]
@@ -82,7 +95,7 @@ def samples_table(lake: LakeResource, catalog: Catalog) -> dg.MaterializeResult:
     statuses = {s: sum(1 for r in records if r.status == s) for s in sorted({r.status for r in records})}
     quarantined = [r for r in records if r.status == "quarantined"]
     return dg.MaterializeResult(metadata={
-        **_registration_metadata(registration),
+        **_registration_metadata(catalog, registration, SAMPLE_COLUMNS, started),
         **{f"samples_{status}": count for status, count in statuses.items()},
         "quarantined": dg.MetadataValue.md("\n".join(f"- `{r.sample_id}`: {r.reason}" for r in quarantined)
                                            or "none"),

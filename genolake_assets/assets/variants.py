@@ -12,14 +12,19 @@ import pyarrow.parquet as pq
 from genolake_assets.assets.batch import fail_for_bad_partitions
 from genolake_assets.assets.partitions import samples_partitions
 from genolake_assets.assets.records import load_record, mark_quarantined, save_published, save_record
+from genolake_assets.assets.schemas import (
+    COLUMN_SCHEMA, PARTITION_ROW_COUNT, URI, VARIANT_COLUMNS, arrow_columns, header_descriptions, table_schema,
+)
 from genolake_assets.lib.errors import InputProblem, VcfFormatError
 from genolake_assets.lib.lake_layout import partition_key
 from genolake_assets.lib.quarantine import quarantine
 from genolake_assets.lib.registry import SampleRecord, utc_now
 from genolake_assets.lib.variant_schema import REFERENCE_BLOCKS, TABLES, VARIANTS
+from genolake_assets.lib.vcf_header import read_header
 from genolake_assets.resources.catalog import Catalog
 from genolake_assets.resources.engine import ConverterResource
 from genolake_assets.resources.lake import LakeResource
+from genolake_assets.resources.object_store import sha256_of_file
 
 SAMPLE_VARIANTS = dg.AssetKey("sample_variants")
 SAMPLE_REFERENCE_BLOCKS = dg.AssetKey("sample_reference_blocks")
@@ -72,25 +77,29 @@ def convert_samples(lake: LakeResource, converter: ConverterResource, catalog: C
         names = {records[i].sample_name: i for i in ids}
         with tempfile.TemporaryDirectory(dir=lake.scratch, prefix="convert-") as tmp:
             started = time.perf_counter()
+            local = lake.local_copy(raw_key)
             try:
-                report = converter.convert(lake.local_copy(raw_key), names, Path(tmp))
+                report = converter.convert(local, names, Path(tmp))
             except VcfFormatError as exc:
                 for sample_id in ids:
                     failed[sample_id] = str(_fail(lake, records[sample_id], exc.detail).description)
                 continue
             seconds = time.perf_counter() - started
+            descriptions = {**VARIANT_COLUMNS, **header_descriptions(read_header(local))}
             for sample_id in ids:
                 record = records[sample_id]
                 sample = report.samples[record.sample_name]
                 try:
-                    published[sample_id] = _publish(lake, catalog, catalog_columns, record, sample, report, seconds)
+                    published[sample_id] = _publish(lake, catalog, catalog_columns, record, sample, report, seconds,
+                                                   descriptions)
                 except SchemaConflict as exc:
                     problem = InputProblem(file=record.source_uri, problem=str(exc), code="schema_conflict")
                     failed[sample_id] = str(_fail(lake, record, problem).description)
     return published, failed
 
 
-def _publish(lake, catalog, catalog_columns, record: SampleRecord, sample, report, seconds: float) -> dict:
+def _publish(lake, catalog, catalog_columns, record: SampleRecord, sample, report, seconds: float,
+             descriptions: dict[str, str]) -> dict:
     store = lake.store()
     added_columns: dict[str, list[str]] = {}
     for table in TABLES:
@@ -98,10 +107,15 @@ def _publish(lake, catalog, catalog_columns, record: SampleRecord, sample, repor
         if conflicts:
             raise SchemaConflict(f"{table}: column types differ from the catalog: {conflicts}")
         added_columns[table] = added
-    uris = {}
+    uris, sha256, schemas, writers = {}, {}, {}, {}
     for table in TABLES:
         key = partition_key(table, record.sample_id)
-        stored = store.upload(Path(sample.files[table]), key)
+        staged = Path(sample.files[table])
+        sha256[table] = sha256_of_file(staged)
+        footer = pq.read_metadata(staged)
+        schemas[table] = table_schema(arrow_columns(footer.schema.to_arrow_schema()), descriptions)
+        writers[table] = footer.created_by
+        stored = store.upload(staged, key)
         if stored.size != sample.bytes[table]:
             raise OSError(f"{store.uri(key)}: {stored.size} bytes stored, {sample.bytes[table]} written")
         uris[table] = store.uri(key)
@@ -114,7 +128,7 @@ def _publish(lake, catalog, catalog_columns, record: SampleRecord, sample, repor
     save_record(store, record)
     save_published(store, record)
     return {"record": record, "sample": sample, "uris": uris, "added_columns": added_columns,
-            "records_read": report.records_read}
+            "records_read": report.records_read, "sha256": sha256, "schemas": schemas, "writers": writers}
 
 
 def _table_metadata(result: dict, table: str) -> dict:
@@ -124,13 +138,20 @@ def _table_metadata(result: dict, table: str) -> dict:
         "sample_id": record.sample_id,
         "sample_name": record.sample_name,
         "rows": rows,
+        PARTITION_ROW_COUNT: rows,
         "records_read": result["records_read"],
         "bytes": sample.bytes[table],
+        "sha256": result["sha256"][table],
         "uri": dg.MetadataValue.url(result["uris"][table]),
+        URI: dg.MetadataValue.url(result["uris"][table]),
         "source_uri": dg.MetadataValue.url(record.source_uri),
+        "raw_uri": dg.MetadataValue.url(record.raw_uri or ""),
+        "source_sha256": record.sha256,
         "engine": f"{record.engine} {record.engine_version}",
+        "written_by": result["writers"][table],
         "seconds": record.conversion_seconds,
         "new_columns": ", ".join(result["added_columns"][table]) or "none",
+        COLUMN_SCHEMA: result["schemas"][table],
     }
 
 
@@ -187,13 +208,17 @@ def sample_variants(context: dg.AssetExecutionContext, lake: LakeResource, conve
                                 {k: v for k, v in failed.items()}, lambda k: _table_metadata(done[k], VARIANTS))
     first = done[keys[0]]
     for table, asset_key in ASSET_OF_TABLE.items():
-        metadata = _table_metadata(first, table) if len(keys) == 1 else {
-            "samples": len(done),
-            "rows": sum((r["sample"].variant_rows if table == VARIANTS else r["sample"].reference_block_rows)
-                        for r in done.values()),
-            "bytes": sum(r["sample"].bytes[table] for r in done.values()),
-        }
-        yield dg.MaterializeResult(asset_key=asset_key, metadata=metadata)
+        if len(keys) == 1:
+            yield dg.MaterializeResult(asset_key=asset_key, metadata=_table_metadata(first, table))
+            continue
+        for key, result in done.items():  # each partition's event describes its own sample
+            context.add_asset_metadata(_table_metadata(result, table), asset_key=asset_key, partition_key=key)
+        yield dg.MaterializeResult(asset_key=asset_key, metadata={
+            "samples_in_run": len(done),
+            "rows_in_run": sum((r["sample"].variant_rows if table == VARIANTS else r["sample"].reference_block_rows)
+                               for r in done.values()),
+            "bytes_in_run": sum(r["sample"].bytes[table] for r in done.values()),
+        })
     if len(keys) == 1:
         yield from _checks(first)
     else:
