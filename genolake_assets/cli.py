@@ -160,6 +160,39 @@ def _compress_bam(args: argparse.Namespace) -> int:
     return status
 
 
+def _simulate_sequencer(args: argparse.Namespace) -> int:
+    import shutil
+    from datetime import date
+
+    from genolake_assets.demo import DEFAULT_BAMS, DEFAULT_DATA
+    from genolake_assets.lib.sequencer_simulator import simulate_runs
+    from genolake_assets.lib.transfer_rules import TransferConfig
+    from genolake_assets.settings import Settings
+
+    config, settings = TransferConfig.from_env(), Settings.from_env()
+    share = Path(args.share or config.source_root or settings.home / "sequencer-share")
+    sequencer = config.sequencer_paths[0] if config.sequencer_paths else None
+    output_path = args.output_path or (sequencer.path if sequencer else "/MiSeq/Output")
+    date_format = sequencer.date_format if sequencer and not args.output_path else "%y%m%d"
+    samples = sorted((DEFAULT_DATA / "1kg_chr22_gvcf").glob("*.g.vcf.gz"))
+    if args.with_bams:
+        bams = sorted(DEFAULT_BAMS.glob("*.bam"))
+        samples = [bams[i // 3 % len(bams)] if i % 3 == 2 else samples[i - i // 3] for i in range(len(samples))]
+        references = settings.home / "lake" / "landing" / "references"
+        references.mkdir(parents=True, exist_ok=True)
+        for fasta in (DEFAULT_BAMS / "ref").iterdir():
+            shutil.copyfile(fasta, references / fasta.name)
+        print(f"reference FASTAs of the bundled BAMs registered for landing in {references}")
+    day = date.fromisoformat(args.date) if args.date else None
+    print(f"writing {args.runs} run(s) of {args.per_run} file(s) into {share / output_path.strip('/')}, "
+          f"{args.interval:g} s apart")
+    for _ in simulate_runs(share, output_path, samples, runs=args.runs, per_run=args.per_run, day=day,
+                           date_format=date_format, first_run_number=args.first_run, interval=args.interval,
+                           chunk_pause=args.chunk_pause):
+        pass
+    return 0
+
+
 def _report_lines(reports: dict[str, dict]) -> str:
     lines = ["drug_response_report runs:"]
     for name, report in reports.items():
@@ -242,6 +275,26 @@ def build_parser() -> argparse.ArgumentParser:
     compress.add_argument("--strict", action="store_true",
                           help="accept no difference at all (not even an unmapped read's CIGAR)")
     compress.set_defaults(run=_compress_bam)
+
+    simulate = commands.add_parser(
+        "simulate-sequencer", help="write Illumina-style run folders over time from the bundled data",
+        description="Plays a sequencer: writes dated run folders (RunInfo.xml, the samples' gVCFs (and BAMs), "
+                    "CopyComplete.txt last) into the transfer source (GENOLAKE_TRANSFER_CONFIG's source_root, or "
+                    "$GENOLAKE_HOME/sequencer-share), one every --interval seconds, so the transfer schedule, the "
+                    "landing sensors and the rest of the automation can be watched on one machine (make ui).")
+    simulate.add_argument("--share", default=None, help="the folder playing the sequencer share")
+    simulate.add_argument("--output-path", default=None,
+                          help="the sequencer's output folder in the share (default: the first configured one)")
+    simulate.add_argument("--runs", type=int, default=2)
+    simulate.add_argument("--per-run", type=int, default=2, help="files per run")
+    simulate.add_argument("--interval", type=float, default=60.0, help="seconds between runs")
+    simulate.add_argument("--chunk-pause", type=float, default=0.0,
+                          help="seconds between 256 KiB chunks of each file (a slow writer)")
+    simulate.add_argument("--first-run", type=int, default=1, help="the first run number")
+    simulate.add_argument("--date", default=None, help="the run folders' date, YYYY-MM-DD (default: today)")
+    simulate.add_argument("--with-bams", action="store_true",
+                          help="every third file is a bundled BAM; their reference FASTAs are put in landing/references/")
+    simulate.set_defaults(run=_simulate_sequencer)
     return parser
 
 

@@ -9,12 +9,15 @@ from genolake_assets.assets.annotations import NCBI_VARIANT_SUMMARY, clinvar_sou
 from genolake_assets.assets.cohort import cohort_variants
 from genolake_assets.assets.ingest import raw_vcf
 from genolake_assets.assets.lifecycle import lake_lifecycle_policy
+from genolake_assets.assets.transfers import sequencer_runs, start_sequencer_transfer
+from genolake_assets.lib.transfer_rules import TransferConfig
 from genolake_assets.assets.partitions import samples_partitions
 from genolake_assets.assets.reports import drug_response_report
 from genolake_assets.assets.tables import reference_blocks_table, samples_table, variants_table
 from genolake_assets.assets.variants import sample_variants
 from genolake_assets.resources.profile import build_resources
 from genolake_assets.sensors.alignments import alignment_landing_sensor, compress_alignments, register_references
+from genolake_assets.sensors.transfers import build_transfer_automation
 from genolake_assets.sensors.landing import INGEST_JOB_NAME, landing_sensor
 from genolake_assets.settings import Settings
 
@@ -55,6 +58,8 @@ lifecycle_job = dg.define_asset_job(
 )
 
 settings = Settings.from_env()
+transfer_config = TransferConfig.from_env()
+transfer_schedules, transfer_sensors = build_transfer_automation(transfer_config)
 
 # NCBI publishes variant_summary weekly; fetch it on Monday mornings. On by default where the lake
 # has a network path to NCBI (aws); a laptop turns it on in the UI when it wants it.
@@ -67,10 +72,10 @@ weekly_clinvar = dg.ScheduleDefinition(
 defs = dg.Definitions(
     assets=[raw_vcf, sample_variants, variants_table, reference_blocks_table, samples_table,
             cohort_variants, clinvar_source, clinvar_variants, clinvar_table, drug_response_report,
-            reference_genomes, raw_bam, compressed_bam, alignment_file_catalog, lake_lifecycle_policy],
+            reference_genomes, raw_bam, compressed_bam, alignment_file_catalog, lake_lifecycle_policy, sequencer_runs],
     jobs=[ingest_samples, catalog_tables, cohort_job, refresh_clinvar, report_job, compress_alignments,
-          register_references, lifecycle_job],
-    schedules=[weekly_clinvar],
-    sensors=[landing_sensor, alignment_landing_sensor],
-    resources=build_resources(settings),
+          register_references, lifecycle_job, start_sequencer_transfer],
+    schedules=[weekly_clinvar, *transfer_schedules],
+    sensors=[landing_sensor, alignment_landing_sensor, *transfer_sensors],
+    resources=build_resources(settings, transfer_config),
 )

@@ -48,3 +48,23 @@ def test_help_explains_every_option(command, capsys):
     for option in {"convert": ["--samples", "--json", "--quiet"], "demo": ["--home", "--data", "--fresh"]}.get(
             command[0] if command else "", ["convert", "demo"]):
         assert option in text
+
+
+def test_simulate_sequencer_writes_dated_run_folders_in_order(tmp_path, monkeypatch):
+    from genolake_assets.cli import main
+
+    monkeypatch.setenv("GENOLAKE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("GENOLAKE_TRANSFER_CONFIG", raising=False)
+    share = tmp_path / "share"
+
+    assert main(["simulate-sequencer", "--share", str(share), "--runs", "2", "--per-run", "2", "--interval", "0",
+                 "--date", "2026-11-20", "--with-bams"]) == 0
+
+    runs = sorted((share / "MiSeq" / "Output").iterdir())
+    assert [run.name for run in runs] == ["261120_M00123_0001_000000000-G0001", "261120_M00123_0002_000000000-G0002"]
+    for run in runs:
+        assert (run / "RunInfo.xml").read_text().count(run.name) == 1 and (run / "CopyComplete.txt").exists()
+        # CopyComplete.txt is written after every data file, as the instrument does.
+        data = [p for p in (run / "Analysis").iterdir() if p.suffix in (".gz", ".bam")]
+        assert len(data) == 2 and all(p.stat().st_mtime_ns <= (run / "CopyComplete.txt").stat().st_mtime_ns for p in data)
+    assert (tmp_path / "home" / "lake" / "landing" / "references" / "q.fa.gz.fai").exists()

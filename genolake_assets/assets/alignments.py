@@ -75,7 +75,8 @@ def reference_genomes(context: dg.AssetExecutionContext, lake: LakeResource) -> 
     })
 
 
-@dg.asset(partitions_def=alignments_partitions, group_name="alignments", kinds={"bam", "s3"}, owners=_OWNERS,
+@dg.asset(partitions_def=alignments_partitions, deps=["sequencer_runs"], group_name="alignments", kinds={"bam", "s3"},
+          owners=_OWNERS,
           description="One landed alignment file per partition: checked complete (BGZF end-of-file block) and "
                       "readable (header), copied into raw/bam/<id>/<version>/ and described (samples, read groups, "
                       "@SQ lines). Only the header and the last 28 bytes are read, so a 100 GB BAM never leaves S3.")

@@ -61,6 +61,7 @@ def register_sample(lake: LakeResource, sample_id: str) -> SampleRecord:
 
 @dg.asset(
     partitions_def=samples_partitions,
+    deps=["sequencer_runs"],
     group_name="ingest",
     kinds={"vcf", "s3"},
     owners=["team:genomics-data-engineering"],

@@ -10,12 +10,16 @@ from genolake_assets.resources.file_catalog import DynamoDbFileCatalog, SqliteFi
 from genolake_assets.resources.glue_catalog import GlueCatalog
 from genolake_assets.resources.lake import LakeResource
 from genolake_assets.resources.sql_engine import DuckDbQueryEngine
+from genolake_assets.resources.transfer import DataSyncTransfer, LocalTransfer
+from genolake_assets.lib.transfer_rules import TransferConfig
 from genolake_assets.settings import Settings
 
 
-def build_resources(settings: Settings | None = None) -> dict:
-    """The resources of ``settings.profile``: keys lake, catalog, sql, converter, compression_runner, file_catalog."""
+def build_resources(settings: Settings | None = None, transfer_config: TransferConfig | None = None) -> dict:
+    """The resources of ``settings.profile``: keys lake, catalog, sql, converter, compression_runner, file_catalog,
+    transfer."""
     settings = settings or Settings.from_env()
+    transfer_config = transfer_config or TransferConfig.from_env()
     if settings.profile == "aws" and not settings.s3_bucket:
         raise ValueError("GENOLAKE_PROFILE=aws needs GENOLAKE_S3_BUCKET: the bucket that holds the lake "
                          "(optionally GENOLAKE_S3_PREFIX for a folder in it)")
@@ -34,13 +38,20 @@ def build_resources(settings: Settings | None = None) -> dict:
                                            region=settings.region, endpoint_url=settings.endpoint_url)
         file_catalog = DynamoDbFileCatalog(table_name=settings.file_catalog_table, region=settings.region,
                                            endpoint_url=settings.endpoint_url)
+        # Without a task the transfer automation is stopped (no sequencer paths) and start() names what is missing.
+        transfer = DataSyncTransfer(task_arn=transfer_config.task_arn or "", region=settings.region,
+                                    endpoint_url=settings.endpoint_url)
     else:
         database = str(settings.home / "catalog.duckdb")
         catalog = DuckDbCatalog(database=database, lake_root=str(settings.home / "lake"))
         sql = DuckDbQueryEngine(database=database)
         runner = LocalCompressionRunner()
         file_catalog = SqliteFileCatalog(path=str(settings.home / "file_catalog.sqlite"))
+        transfer = LocalTransfer(source_root=transfer_config.source_root or str(settings.home / "sequencer-share"),
+                                 lake_root=str(settings.home / "lake"), state_dir=str(settings.home / "transfers"),
+                                 destination_prefix=transfer_config.destination_prefix,
+                                 quiet_seconds=transfer_config.quiet_seconds)
     # Both profiles convert in-process: in aws the converter reads the landed VCF through the lake's
     # local copy of the S3 object, until the EMR (Hail) engine of its own issue replaces it there.
     return {"lake": lake, "catalog": catalog, "sql": sql, "converter": ConverterResource(),
-            "compression_runner": runner, "file_catalog": file_catalog}
+            "compression_runner": runner, "file_catalog": file_catalog, "transfer": transfer}
