@@ -96,19 +96,24 @@ def _lineage(page, server, asset: str, scope: str, shot: str) -> None:
     depth_all = page.get_by_role("button", name="All", exact=True)
     if depth_all.is_enabled():
         depth_all.click()
-    page.get_by_text(asset, exact=True).last.wait_for()
+    _visible(page, asset).first.wait_for()
     page.wait_for_timeout(1_000)  # let the layout settle before the screenshot
     _shot(page, shot)
 
 
+def _visible(page, text: str):
+    # The graph also renders each name into hidden elements it measures for truncation.
+    return page.get_by_text(text, exact=True).locator("visible=true")
+
+
 def _drawn(page, asset: str) -> bool:
-    return page.get_by_text(asset, exact=True).count() > 0
+    return _visible(page, asset).count() > 0
 
 
 def test_1_the_graph_reads_as_the_lake_and_draws_raw_vcf_to_report(page, server):
     _open(page, server, "/asset-groups")
     for group in ("ingest", "variants", "annotations", "alignments", "reports"):
-        page.get_by_text(group, exact=True).first.wait_for()
+        _visible(page, group).first.wait_for()
     _shot(page, "1a-asset-groups")
 
     # Downstream of a sample's variants: the variants table (catalog), the samples table, the
