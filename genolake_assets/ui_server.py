@@ -56,7 +56,8 @@ class DagsterDev:
         command = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(self.port),
                    "-w", str(workspace)]
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed in stop()
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.home,
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                        cwd=self.home,
                                         start_new_session=True, preexec_fn=_restore_sigint)
         self._log = log
         deadline = time.monotonic() + timeout
