@@ -79,7 +79,11 @@ def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, ech
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     by_file: dict[str, list[str]] = defaultdict(list)
     for request in result.run_requests or []:
-        by_file[request.tags["genolake/source_uri"]].append(request.partition_key)
+        # Pseudonymised runs carry no file name (docs/phi.md): they are ingested as one range instead.
+        by_file[request.tags.get("genolake/source_uri", "")].append(request.partition_key)
+    if "" in by_file:
+        wanted = set(by_file[""])
+        by_file[""] = [key for key in instance.get_dynamic_partitions("samples") if key in wanted]
     echo(f"landing sensor: {sum(len(v) for v in by_file.values())} sample partitions from {len(by_file)} files")
 
     job = defs.resolve_job_def("ingest_samples")
@@ -89,7 +93,8 @@ def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, ech
         run = job.execute_in_process(instance=instance, partition_key=None if tags else keys[0], tags=tags,
                                      raise_on_error=False, run_config=QUIET_LOGS)
         failures += 0 if run.success else 1
-        echo(f"  {'ok ' if run.success else 'FAILED'} {len(keys):>3} sample(s) from {Path(source).name} "
+        where = Path(source).name or "pseudonymised files"
+        echo(f"  {'ok ' if run.success else 'FAILED'} {len(keys):>3} sample(s) from {where} "
              f"(run {run.run_id[:8]})")
     defs.resolve_job_def("refresh_catalog").execute_in_process(instance=instance, run_config=QUIET_LOGS)
     cohort_run = defs.resolve_job_def("refresh_cohort").execute_in_process(instance=instance, run_config=QUIET_LOGS)

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROFILES = ("local", "aws")
+PSEUDONYMISE_VARIABLE = "GENOLAKE_PSEUDONYMISE"
+PSEUDONYM_KEY_VARIABLE = "GENOLAKE_PSEUDONYM_KEY"
+PSEUDONYM_KEY_FILE_VARIABLE = "GENOLAKE_PSEUDONYM_KEY_FILE"
+PSEUDONYM_KEY_PARAMETER_VARIABLE = "GENOLAKE_PSEUDONYM_KEY_PARAMETER"
+PSEUDONYM_KEY_VARIABLES = (PSEUDONYM_KEY_VARIABLE, PSEUDONYM_KEY_FILE_VARIABLE, PSEUDONYM_KEY_PARAMETER_VARIABLE)
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,14 @@ class Settings:
     where someone else decides when files are picked up; the UI can still turn them on)."""
     file_catalog_table: str = "genolake-file-catalog"
     """The DynamoDB table of the aws profile's alignment file catalog (SQLite under the home locally)."""
+    pseudonymise: bool = False
+    """``GENOLAKE_PSEUDONYMISE=1``: sample ids are keyed hashes of the names (docs/phi.md)."""
+    pseudonym_key_file: str | None = None
+    """A file holding the pseudonym key as hex or base64 text (``GENOLAKE_PSEUDONYM_KEY_FILE``)."""
+    pseudonym_key_parameter: str | None = None
+    """ARN or name of the Secrets Manager secret (or an SSM SecureString parameter ARN) holding the key
+    (``GENOLAKE_PSEUDONYM_KEY_PARAMETER``). The key itself (``GENOLAKE_PSEUDONYM_KEY``) is never held
+    here: it is read when ids are minted (:func:`pseudonym_key_text`), so it is in no config or repr."""
 
     @property
     def athena_output_location(self) -> str | None:
@@ -60,7 +73,40 @@ class Settings:
             batch_job_definition=os.environ.get("GENOLAKE_BATCH_JOB_DEFINITION") or "genolake-bam-compress",
             file_catalog_table=os.environ.get("GENOLAKE_FILE_CATALOG_TABLE") or "genolake-file-catalog",
             sensors_running=_sensors_running(os.environ.get("GENOLAKE_SENSORS", "running")),
+            **_pseudonym_settings(),
         )
+
+
+def _flag(name: str) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{name} must be 1 or 0 (true/false), not {value!r}")
+
+
+def _pseudonym_settings() -> dict:
+    """Pseudonymisation settings. ``GENOLAKE_PSEUDONYMISE`` is the one switch: a key variable without it
+    is ignored (the stack always creates the secret; using it is a choice). With it, a missing or
+    ambiguous key is refused here, when the code location loads, rather than at the first sensor tick."""
+    if not _flag(PSEUDONYMISE_VARIABLE):
+        return {}
+    given = [name for name in PSEUDONYM_KEY_VARIABLES if os.environ.get(name, "").strip()]
+    if not given:
+        raise ValueError(f"{PSEUDONYMISE_VARIABLE}=1 needs the pseudonym key: {PSEUDONYM_KEY_VARIABLE} (hex or "
+                         f"base64 text), {PSEUDONYM_KEY_FILE_VARIABLE} (a file holding it) or "
+                         f"{PSEUDONYM_KEY_PARAMETER_VARIABLE} (the Secrets Manager secret holding it, aws)")
+    if len(given) > 1:
+        raise ValueError(f"set only one of {', '.join(given)}: they all name the pseudonym key")
+    return {"pseudonymise": True,
+            "pseudonym_key_file": os.environ.get(PSEUDONYM_KEY_FILE_VARIABLE, "").strip() or None,
+            "pseudonym_key_parameter": os.environ.get(PSEUDONYM_KEY_PARAMETER_VARIABLE, "").strip() or None}
+
+
+def pseudonym_key_text() -> str | None:
+    """The pseudonym key given inline (``GENOLAKE_PSEUDONYM_KEY``), read only when ids are minted."""
+    return os.environ.get(PSEUDONYM_KEY_VARIABLE, "").strip() or None
 
 
 def _sensors_running(value: str) -> bool:

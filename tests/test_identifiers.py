@@ -5,6 +5,7 @@ import pytest
 from genolake_assets.lib.identifiers import (
     InvalidIdentifierError,
     is_safe_sample_id,
+    pseudonymous_id,
     require_safe_key,
     require_safe_sample_id,
     sample_id_for,
@@ -19,6 +20,12 @@ def test_any_sample_name_maps_to_a_safe_distinct_id(name):
     assert is_safe_sample_id(sample_id)
     assert "/" not in sample_id and "'" not in sample_id and ".." not in sample_id
     assert sample_id_for(name) == sample_id  # deterministic
+
+
+@pytest.mark.parametrize("name", ["../x", "a'; drop table", "C1046::HG02024", "HG00187", "a" * 300])
+def test_pseudonymous_ids_of_any_name_are_safe_and_hide_it(name):
+    sample_id = pseudonymous_id(name, b"k" * 32)
+    assert is_safe_sample_id(sample_id) and len(sample_id) == 25 and name not in sample_id
 
 
 def test_safe_names_are_kept_and_lookalikes_stay_distinct():

@@ -85,14 +85,18 @@ def raw_bam(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
     started = time.perf_counter()
     record = _record(store, context.partition_key)
     try:
-        record = register_alignment(store, record)
+        record = register_alignment(store, record, pseudonymous=lake.pseudonymise)
     except AlignmentFileError as error:
         raise _refuse(store, record, error) from error
     save_alignment(store, record)
+    # When pseudonymising, the UI gets neither the landed file's name nor the @RG SM names (registry only).
+    named = ({"samples": len(record.samples)} if lake.pseudonymise else
+             {"samples": ", ".join(record.samples) or "(no @RG SM)"})
     return dg.MaterializeResult(metadata={
-        "source_uri": dg.MetadataValue.url(record.source_uri), "raw_uri": dg.MetadataValue.url(record.raw_uri),
+        **({} if lake.pseudonymise else {"source_uri": dg.MetadataValue.url(record.source_uri)}),
+        "raw_uri": dg.MetadataValue.url(record.raw_uri),
         URI: dg.MetadataValue.url(record.raw_uri), "seconds": round(time.perf_counter() - started, 3),
-        "bytes": record.size, "samples": ", ".join(record.samples) or "(no @RG SM)",
+        "bytes": record.size, **named,
         "read_groups": record.read_groups, "sequences": len(record.sequence_header),
         "sort_order": record.sort_order, "version": record.version,
     })

@@ -11,7 +11,7 @@ from genolake_assets.assets.records import load_landing, load_record, mark_quara
 from genolake_assets.assets.schemas import URI
 from genolake_assets.lib.errors import VcfFormatError
 from genolake_assets.lib.lake_layout import raw_vcf_key
-from genolake_assets.lib.quarantine import quarantine, safe_file_name
+from genolake_assets.lib.quarantine import quarantine, stored_file_name
 from genolake_assets.lib.registry import SampleRecord, utc_now
 from genolake_assets.lib.vcf_header import read_header
 from genolake_assets.lib.vcf_source import verify_readable
@@ -38,13 +38,15 @@ def register_sample(lake: LakeResource, sample_id: str) -> SampleRecord:
     except (VcfFormatError, FileNotFoundError) as exc:
         problem = exc.detail if isinstance(exc, VcfFormatError) else None
         if problem is not None:
-            quarantine(store, landing.source_key, problem, folder=sample_id)
+            quarantine(store, landing.source_key, problem, folder=sample_id,
+                       name=stored_file_name(landing.source_key, lake.pseudonymise, sample_id))
         mark_quarantined(store, record, str(exc))
         raise dg.Failure(description=f"{sample_id}: {exc}", metadata={"sample_id": sample_id,
                                                                        "source_uri": landing.source_uri,
                                                                        "reason": str(exc)}) from exc
     digest = sha256_of_file(local)
-    raw_key = raw_vcf_key(digest, safe_file_name(landing.source_key))
+    # Content-addressed; when pseudonymising the copy is "source.vcf.gz" rather than the uploader's file name.
+    raw_key = raw_vcf_key(digest, stored_file_name(landing.source_key, lake.pseudonymise, "source"))
     if not store.exists(raw_key):
         store.upload(local, raw_key)
     previous = load_record(store, sample_id)
@@ -77,18 +79,22 @@ def register_sample(lake: LakeResource, sample_id: str) -> SampleRecord:
 def raw_vcf(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     started = time.perf_counter()
     done, failed = each_partition(context, context.partition_keys, lambda key: register_sample(lake, key))
-    fail_for_bad_partitions(context, [context.asset_key], done, failed, lambda key: _metadata(done[key]))
+    fail_for_bad_partitions(context, [context.asset_key], done, failed,
+                            lambda key: _metadata(done[key], lake.pseudonymise))
     for key, record in done.items():  # each partition's event describes its own sample
-        context.add_asset_metadata(_metadata(record), partition_key=key)
+        context.add_asset_metadata(_metadata(record, lake.pseudonymise), partition_key=key)
     return dg.MaterializeResult(metadata={"samples_in_run": len(done),
                                           "seconds": round(time.perf_counter() - started, 3)})
 
 
-def _metadata(record: SampleRecord) -> dict:
+def _metadata(record: SampleRecord, pseudonymise: bool = False) -> dict:
+    """Shown in the Dagster UI; when pseudonymising without the sample name or the landed file's name
+    (the samples table has both, for those allowed to read it)."""
+    named = {} if pseudonymise else {"sample_name": record.sample_name,
+                                     "source_uri": dg.MetadataValue.url(record.source_uri)}
     return {
         "sample_id": record.sample_id,
-        "sample_name": record.sample_name,
-        "source_uri": dg.MetadataValue.url(record.source_uri),
+        **named,
         "raw_uri": dg.MetadataValue.url(record.raw_uri or ""),
         URI: dg.MetadataValue.url(record.raw_uri or ""),
         "sha256": record.sha256,

@@ -17,7 +17,7 @@ from genolake_assets.assets.schemas import (
 )
 from genolake_assets.lib.errors import InputProblem, VcfFormatError
 from genolake_assets.lib.lake_layout import partition_key
-from genolake_assets.lib.quarantine import quarantine
+from genolake_assets.lib.quarantine import quarantine, stored_file_name
 from genolake_assets.lib.registry import SampleRecord, utc_now
 from genolake_assets.lib.variant_schema import REFERENCE_BLOCKS, TABLES, VARIANTS
 from genolake_assets.lib.vcf_header import read_header
@@ -51,7 +51,9 @@ def schema_conflicts(staged: Path, catalog_columns: dict[str, str] | None, catal
 
 
 def _fail(lake: LakeResource, record: SampleRecord, problem: InputProblem) -> dg.Failure:
-    quarantine(lake.store(), record.raw_key or record.source_key, problem, folder=record.sample_id)
+    source = record.raw_key or record.source_key
+    quarantine(lake.store(), source, problem, folder=record.sample_id,
+               name=stored_file_name(source, lake.pseudonymise, record.sample_id))
     mark_quarantined(lake.store(), record, str(problem))
     return dg.Failure(description=str(problem), metadata={"sample_id": record.sample_id, **problem.as_dict()})
 
@@ -79,7 +81,7 @@ def convert_samples(lake: LakeResource, converter: ConverterResource, catalog: C
             started = time.perf_counter()
             local = lake.local_copy(raw_key)
             try:
-                report = converter.convert(local, names, Path(tmp))
+                report = converter.convert(local, names, Path(tmp), pseudonymous=lake.pseudonymise)
             except VcfFormatError as exc:
                 for sample_id in ids:
                     failed[sample_id] = str(_fail(lake, records[sample_id], exc.detail).description)
@@ -131,12 +133,15 @@ def _publish(lake, catalog, catalog_columns, record: SampleRecord, sample, repor
             "records_read": report.records_read, "sha256": sha256, "schemas": schemas, "writers": writers}
 
 
-def _table_metadata(result: dict, table: str) -> dict:
+def _table_metadata(result: dict, table: str, pseudonymise: bool = False) -> dict:
+    """Shown in the Dagster UI; when pseudonymising without the sample name or the landed file's name."""
     sample, record = result["sample"], result["record"]
     rows = sample.variant_rows if table == VARIANTS else sample.reference_block_rows
+    named = {} if pseudonymise else {"sample_name": record.sample_name}
+    source = {} if pseudonymise else {"source_uri": dg.MetadataValue.url(record.source_uri)}
     return {
         "sample_id": record.sample_id,
-        "sample_name": record.sample_name,
+        **named,
         "rows": rows,
         PARTITION_ROW_COUNT: rows,
         "records_read": result["records_read"],
@@ -144,7 +149,7 @@ def _table_metadata(result: dict, table: str) -> dict:
         "sha256": result["sha256"][table],
         "uri": dg.MetadataValue.url(result["uris"][table]),
         URI: dg.MetadataValue.url(result["uris"][table]),
-        "source_uri": dg.MetadataValue.url(record.source_uri),
+        **source,
         "raw_uri": dg.MetadataValue.url(record.raw_uri or ""),
         "source_sha256": record.sha256,
         "engine": f"{record.engine} {record.engine_version}",
@@ -205,14 +210,16 @@ def sample_variants(context: dg.AssetExecutionContext, lake: LakeResource, conve
     done = {k: published[k] for k in keys if k in published}
     if failed:
         fail_for_bad_partitions(context, list(ASSET_OF_TABLE.values()), done,
-                                {k: v for k, v in failed.items()}, lambda k: _table_metadata(done[k], VARIANTS))
+                                {k: v for k, v in failed.items()},
+                                lambda k: _table_metadata(done[k], VARIANTS, lake.pseudonymise))
     first = done[keys[0]]
     for table, asset_key in ASSET_OF_TABLE.items():
         if len(keys) == 1:
-            yield dg.MaterializeResult(asset_key=asset_key, metadata=_table_metadata(first, table))
+            yield dg.MaterializeResult(asset_key=asset_key, metadata=_table_metadata(first, table, lake.pseudonymise))
             continue
         for key, result in done.items():  # each partition's event describes its own sample
-            context.add_asset_metadata(_table_metadata(result, table), asset_key=asset_key, partition_key=key)
+            context.add_asset_metadata(_table_metadata(result, table, lake.pseudonymise), asset_key=asset_key,
+                                       partition_key=key)
         yield dg.MaterializeResult(asset_key=asset_key, metadata={
             "samples_in_run": len(done),
             "rows_in_run": sum((r["sample"].variant_rows if table == VARIANTS else r["sample"].reference_block_rows)

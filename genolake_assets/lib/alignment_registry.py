@@ -29,7 +29,7 @@ from genolake_assets.lib.lake_layout import (
     is_reference_key,
     raw_bam_key,
 )
-from genolake_assets.lib.quarantine import safe_file_name
+from genolake_assets.lib.quarantine import safe_file_name, stored_file_name
 from genolake_assets.lib.registry import utc_now
 
 
@@ -187,10 +187,11 @@ def choose_reference(bam_uri: str, header: dict, references: list[ReferenceRecor
                              code="reference_missing")
 
 
-def register_alignment(store, record: AlignmentRecord) -> AlignmentRecord:
+def register_alignment(store, record: AlignmentRecord, pseudonymous: bool = False) -> AlignmentRecord:
     """Check the landed BAM is complete and readable, copy it into ``raw/bam/`` and describe it.
 
-    Reads only the header and the last 28 bytes; the copy is server-side on S3.
+    Reads only the header and the last 28 bytes; the copy is server-side on S3. ``pseudonymous``: the
+    copy (and so the CRAM) is named ``<alignment_id>.bam``, not after the uploaded file (docs/phi.md).
     """
     uri = store.uri(record.source_key)
     head = store.head(record.source_key)
@@ -201,7 +202,8 @@ def register_alignment(store, record: AlignmentRecord) -> AlignmentRecord:
     with store.open_read(record.source_key) as stream:
         header = read_bam_header(stream, uri)
     record.source_etag, record.version = head.etag, version_token(head.etag)
-    record.raw_key = raw_bam_key(record.alignment_id, record.version, safe_file_name(record.source_key))
+    record.raw_key = raw_bam_key(record.alignment_id, record.version,
+                                 stored_file_name(record.source_key, pseudonymous, record.alignment_id))
     if not store.exists(record.raw_key):
         store.copy(record.source_key, record.raw_key)
     record.raw_uri, record.size = store.uri(record.raw_key), head.size

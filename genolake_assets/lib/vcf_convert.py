@@ -219,8 +219,9 @@ class _GroupConverter:
     """
 
     def __init__(self, header: VcfHeader, ids: dict[str, str], multi_sample: bool,
-                 table_schemas: dict[str, pa.Schema]):
+                 table_schemas: dict[str, pa.Schema], name_columns: dict[str, str] | None = None):
         self.header, self.ids, self.multi_sample, self.table_schemas = header, ids, multi_sample, table_schemas
+        self.name_columns = name_columns or {}
         self.counts = {name: RowCounts() for name in ids}
         self._held: list[_RecordGroup] = []
         self._held_bytes = 0
@@ -252,7 +253,7 @@ class _GroupConverter:
         produced = []
         for name, sample_id in self.ids.items():
             tables, group_counts = sample_tables(records, name, sample_id, self.multi_sample, self.header, layout,
-                                                 self.table_schemas)
+                                                 self.table_schemas, name_column=self.name_columns.get(name))
             self.counts[name].add(group_counts)
             produced += [((name, table_name), table) for table_name, table in tables.items()]
         return produced
@@ -261,8 +262,12 @@ class _GroupConverter:
 def write_sample_tables(vcf_path: str | Path, out_dir: Path, samples: list[str] | None = None,
                         progress: ProgressCallback | None = None,
                         sample_ids: dict[str, str] | None = None,
-                        header: VcfHeader | None = None) -> ConversionReport:
-    """Convert a VCF into per-sample Parquet files under ``out_dir`` (no atomicity: see convert_vcf)."""
+                        header: VcfHeader | None = None,
+                        name_columns: dict[str, str] | None = None) -> ConversionReport:
+    """Convert a VCF into per-sample Parquet files under ``out_dir`` (no atomicity: see convert_vcf).
+
+    ``name_columns``: what to write in a sample's ``sample_name`` column instead of its VCF name (the
+    pseudonymous id, so the tables carry no name)."""
     started = time.perf_counter()
     header = header or read_header(vcf_path)
     sample_names = _resolve_samples(header, samples)
@@ -281,7 +286,7 @@ def write_sample_tables(vcf_path: str | Path, out_dir: Path, samples: list[str] 
     writers = {(name, table): SortedParquetWriter(partition_dir(out_dir, table, ids[name]) / PART_NAME,
                                                   table_schemas[table], contig_rank)
                for name in targets for table in TABLES}
-    converter = _GroupConverter(header, ids, multi_sample, table_schemas)
+    converter = _GroupConverter(header, ids, multi_sample, table_schemas, name_columns)
     counts = converter.counts
     records_read = 0
     pool = WriterPool(writers, MAX_BUFFERED_BYTES)
@@ -347,10 +352,12 @@ def _remove_abandoned_staging(root: Path) -> None:
 
 def convert_to_staging(vcf_path: str | Path, staging: Path, samples: list[str] | None = None,
                        progress: ProgressCallback | None = None,
-                       sample_ids: dict[str, str] | None = None) -> ConversionReport:
+                       sample_ids: dict[str, str] | None = None,
+                       name_columns: dict[str, str] | None = None) -> ConversionReport:
     """Write and verify every sample's files under ``staging``; nothing is published."""
     header = read_header(vcf_path)
-    report = write_sample_tables(vcf_path, staging, samples, progress, sample_ids, header=header)
+    report = write_sample_tables(vcf_path, staging, samples, progress, sample_ids, header=header,
+                                 name_columns=name_columns)
     verify_outputs(report, schemas(header))
     return report
 

@@ -254,8 +254,11 @@ def _apply_split(columns: dict[str, pa.Array], header: VcfHeader, allele_index: 
 
 
 def sample_tables(records: RecordBatch, sample_name: str, sample_id: str, multi_sample: bool, header: VcfHeader,
-                  layout: AlleleLayout, table_schemas: dict[str, pa.Schema]) -> tuple[dict[str, pa.Table], RowCounts]:
-    """Route one sample's records to variant rows and reference-block rows (docs/variant-table.md)."""
+                  layout: AlleleLayout, table_schemas: dict[str, pa.Schema],
+                  name_column: str | None = None) -> tuple[dict[str, pa.Table], RowCounts]:
+    """Route one sample's records to variant rows and reference-block rows (docs/variant-table.md).
+
+    ``name_column``: the value of the rows' ``sample_name`` column, when not ``sample_name`` itself."""
     sample = records.samples.get(sample_name) or SampleColumns(gt=None, gt_phased=None, fields={
         f.column: pa.nulls(records.length, table_schemas[VARIANTS].field(f.column).type)
         for key, f in header.format.items() if key != "GT"})
@@ -270,7 +273,7 @@ def sample_tables(records: RecordBatch, sample_name: str, sample_id: str, multi_
         block_record = ~has_real & ~has_star
     spanning_only = ~has_real & has_star
     slots = np.flatnonzero(layout.real & variant_record[layout.record])
-    ids = (sample_id, sample_name)
+    ids = (sample_id, sample_name if name_column is None else name_column)
     tables = {
         VARIANTS: variant_rows(records, sample, slots, ids, layout, header, table_schemas[VARIANTS]),
         REFERENCE_BLOCKS: reference_block_rows(records, sample, np.flatnonzero(block_record), ids, layout,

@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import PrivateAttr
 
+from genolake_assets.lib.identifiers import DEFAULT_POLICY, SampleIdPolicy
 from genolake_assets.resources.object_store import LocalObjectStore, ObjectStore
 
 
@@ -20,7 +21,14 @@ class LakeResource(dg.ConfigurableResource):
     endpoint_url: str | None = None
     region: str | None = None
     kms_key_id: str | None = None
+    pseudonymise: bool = False
+    """Sample ids are keyed hashes of the names, and copies of landed files lose the uploader's file
+    name (docs/phi.md). The key is not config: see :meth:`sample_id_policy`."""
+    pseudonym_key_file: str | None = None
+    pseudonym_key_parameter: str | None = None
+    """ARN or name of the Secrets Manager secret holding the key (aws)."""
     _store: ObjectStore | None = PrivateAttr(default=None)
+    _policy: SampleIdPolicy | None = PrivateAttr(default=None)
 
     @property
     def home_path(self) -> Path:
@@ -46,6 +54,20 @@ class LakeResource(dg.ConfigurableResource):
 
         return S3ObjectStore(self.s3_bucket, self.s3_prefix, endpoint_url=self.endpoint_url,
                              region_name=self.region, sse_kms_key_id=self.kms_key_id)
+
+    def sample_id_policy(self) -> SampleIdPolicy:
+        """How the landing sensors mint sample and alignment ids: names as they are (when safe), or, when
+        pseudonymising, HMACs under the key read from ``GENOLAKE_PSEUDONYM_KEY``, the key file or the
+        Secrets Manager secret. Read once per resource instance; never logged."""
+        if not self.pseudonymise:
+            return DEFAULT_POLICY
+        if self._policy is None:
+            from genolake_assets.resources.pseudonym_key import load_pseudonym_key
+
+            self._policy = SampleIdPolicy(key=load_pseudonym_key(
+                key_file=self.pseudonym_key_file, parameter=self.pseudonym_key_parameter, region=self.region,
+                endpoint_url=self.endpoint_url))
+        return self._policy
 
     def local_copy(self, key: str) -> Path:
         """A local path for ``key``: the file itself locally, a cached download on S3."""

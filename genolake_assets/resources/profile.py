@@ -25,7 +25,7 @@ def build_resources(settings: Settings | None = None, transfer_config: TransferC
                          "(optionally GENOLAKE_S3_PREFIX for a folder in it)")
     lake = LakeResource(profile=settings.profile, home=str(settings.home), s3_bucket=settings.s3_bucket,
                         s3_prefix=settings.s3_prefix, endpoint_url=settings.endpoint_url, region=settings.region,
-                        kms_key_id=settings.kms_key_id)
+                        kms_key_id=settings.kms_key_id, **_pseudonym_config(settings))
     if settings.profile == "aws":
         catalog = GlueCatalog(database=settings.glue_database, s3_bucket=settings.s3_bucket,
                               s3_prefix=settings.s3_prefix, region=settings.region,
@@ -55,3 +55,11 @@ def build_resources(settings: Settings | None = None, transfer_config: TransferC
     # local copy of the S3 object, until the EMR (Hail) engine of its own issue replaces it there.
     return {"lake": lake, "catalog": catalog, "sql": sql, "converter": ConverterResource(),
             "compression_runner": runner, "file_catalog": file_catalog, "transfer": transfer}
+
+
+def _pseudonym_config(settings: Settings) -> dict:
+    """The lake's pseudonymisation config; empty when off, so the default resource config is unchanged."""
+    if not settings.pseudonymise:
+        return {}
+    return {"pseudonymise": True, "pseudonym_key_file": settings.pseudonym_key_file,
+            "pseudonym_key_parameter": settings.pseudonym_key_parameter}

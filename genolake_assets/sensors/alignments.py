@@ -3,13 +3,15 @@ runs; new reference FASTAs under landing/references/ get registered.
 
 Restart-safe like the VCF landing sensor: the cursor holds each handled file's etag and advances in
 the same SensorResult that adds the partitions and requests the runs; run keys carry the etag.
+Alignment ids come from the BAM's file stem through the lake's :class:`SampleIdPolicy` (a keyed hash
+of it when pseudonymising, docs/phi.md).
 """
 
 import dagster as dg
 
 from genolake_assets.assets.partitions import alignments_partitions
 from genolake_assets.lib.alignment_registry import AlignmentRecord, load_alignment, save_alignment
-from genolake_assets.lib.identifiers import InvalidIdentifierError, sample_id_for, sample_id_from_file
+from genolake_assets.lib.identifiers import InvalidIdentifierError, SampleIdPolicy
 from genolake_assets.lib.lake_layout import LANDING_PREFIX, is_alignment_key, is_reference_key
 from genolake_assets.lib.landing import LandingCursor, new_landed_files
 from genolake_assets.resources.lake import LakeResource
@@ -29,13 +31,13 @@ register_references = dg.define_asset_job(
 )
 
 
-def _alignment_id(store, key: str) -> str:
+def _alignment_id(store, policy: SampleIdPolicy, key: str) -> str:
     """The file's stem as an id; a stem another landed BAM already holds gets a file-specific id."""
     stem = key.rsplit("/", 1)[-1][:-len(".bam")]
-    alignment_id = sample_id_for(stem)
+    alignment_id = policy.sample_id(stem)
     held = load_alignment(store, alignment_id)
     if held is not None and held.source_key != key:
-        alignment_id = sample_id_from_file(stem, key)
+        alignment_id = policy.sample_id_from_file(stem, key)
     return alignment_id
 
 
@@ -63,11 +65,12 @@ def alignment_landing_sensor(context: dg.SensorEvaluationContext, lake: LakeReso
     if references:
         run_requests.append(dg.RunRequest(job_name=register_references.name,
                                           run_key="references@" + ",".join(f"{o.key}@{o.etag}" for o in references)[:500]))
+    policy = lake.sample_id_policy() if any(is_alignment_key(obj.key) for obj in fresh) else None
     for obj in fresh:
         if not is_alignment_key(obj.key):
             continue
         try:
-            alignment_id = _alignment_id(store, obj.key)
+            alignment_id = _alignment_id(store, policy, obj.key)
         except InvalidIdentifierError as error:
             context.log.error(f"skipped {store.uri(obj.key)}: {error}")
             continue
@@ -78,6 +81,10 @@ def alignment_landing_sensor(context: dg.SensorEvaluationContext, lake: LakeReso
             record = previous
         save_alignment(store, record)
         new_partitions.append(alignment_id)
+        if policy.pseudonymous:  # the landed path is usually the sample's name: keep it out of the UI
+            run_requests.append(dg.RunRequest(job_name=compress_alignments.name, partition_key=alignment_id,
+                                              run_key=f"{alignment_id}@{policy.file_token(obj.key)}@{obj.etag}"))
+            continue
         run_requests.append(dg.RunRequest(job_name=compress_alignments.name, partition_key=alignment_id,
                                           run_key=f"{alignment_id}@{obj.key}@{obj.etag}",
                                           tags={"genolake/source_uri": store.uri(obj.key)[:255]}))

@@ -3,6 +3,10 @@
 Restart-safe: the cursor records each handled file's etag and is only advanced in the same
 SensorResult that adds the partitions and requests the runs; run keys carry the etag, so a
 tick replayed after a crash never starts a second run for the same file version.
+
+Sample ids come from the lake's :class:`SampleIdPolicy`: the names themselves (when safe) or, with
+``GENOLAKE_PSEUDONYMISE=1``, keyed hashes of them; then no partition key, object key, run tag or log
+line written here carries a sample name (docs/phi.md).
 """
 
 
@@ -10,10 +14,10 @@ import dagster as dg
 
 from genolake_assets.assets.partitions import samples_partitions
 from genolake_assets.lib.errors import InputProblem, VcfFormatError
-from genolake_assets.lib.identifiers import InvalidIdentifierError, sample_id_for, sample_id_from_file
+from genolake_assets.lib.identifiers import InvalidIdentifierError, SampleIdPolicy
 from genolake_assets.lib.lake_layout import LANDING_PREFIX, landing_index_key
 from genolake_assets.lib.landing import LandingCursor, new_landed_files
-from genolake_assets.lib.quarantine import quarantine, safe_file_name
+from genolake_assets.lib.quarantine import quarantine, safe_file_name, stored_file_name
 from genolake_assets.lib.registry import LandingEntry
 from genolake_assets.lib.vcf_header import parse_header
 from genolake_assets.lib.vcf_source import text_lines_of_stream
@@ -29,24 +33,24 @@ def _header_of(store, obj):
         return parse_header(text_lines_of_stream(handle, store.uri(obj.key)), store.uri(obj.key))
 
 
-def _sample_id(store, name: str, source_key: str, claimed: dict[str, str]) -> str:
+def _sample_id(store, policy: SampleIdPolicy, name: str, source_key: str, claimed: dict[str, str]) -> str:
     """The sample's id; a name another landed file already holds gets a file-specific id instead."""
-    sample_id = sample_id_for(name)
+    sample_id = policy.sample_id(name)
     holder = claimed.get(sample_id)
     if holder is None and store.exists(landing_index_key(sample_id)):
         holder = LandingEntry.from_json(store.read_bytes(landing_index_key(sample_id))).source_key
     if holder is not None and holder != source_key:
-        sample_id = sample_id_from_file(name, source_key)
+        sample_id = policy.sample_id_from_file(name, source_key)
     claimed[sample_id] = source_key
     return sample_id
 
 
-def _entries_for(store, obj, claimed: dict[str, str]) -> list[LandingEntry]:
+def _entries_for(store, policy: SampleIdPolicy, obj, claimed: dict[str, str]) -> list[LandingEntry]:
     header = _header_of(store, obj)
     if not header.samples:
         raise VcfFormatError(store.uri(obj.key), "sites-only VCF (no sample columns): nothing to register",
                              code="no_samples")
-    return [LandingEntry(sample_id=_sample_id(store, name, obj.key, claimed), sample_name=name,
+    return [LandingEntry(sample_id=_sample_id(store, policy, name, obj.key, claimed), sample_name=name,
                          source_key=obj.key, source_uri=store.uri(obj.key), source_etag=obj.etag,
                          source_size=obj.size, samples_in_file=len(header.samples)) for name in header.samples]
 
@@ -64,28 +68,37 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> d
     store = lake.store()
     cursor = LandingCursor.parse(context.cursor)
     fresh, next_cursor = new_landed_files(store.list_objects(LANDING_PREFIX), cursor, FILES_PER_TICK)
+    policy = lake.sample_id_policy() if fresh else None
     run_requests: list[dg.RunRequest] = []
     new_partitions: list[str] = []
     claimed: dict[str, str] = {}
     for obj in fresh:
         try:
-            entries = _entries_for(store, obj, claimed)
+            entries = _entries_for(store, policy, obj, claimed)
         except (VcfFormatError, InvalidIdentifierError) as exc:
             problem = exc.detail if isinstance(exc, VcfFormatError) else InputProblem(
                 file=store.uri(obj.key), problem=str(exc), code="unsafe_sample_name")
+            if policy.pseudonymous:  # the problem text may quote the header: the reason.json keeps it
+                token = policy.file_token(obj.key)
+                reason = quarantine(store, obj.key, problem, folder=f"landing/{token}-{obj.etag[:16]}",
+                                    name=stored_file_name(obj.key, True, token))
+                context.log.error(f"quarantined a landed file ({problem.code}); reason and copy at "
+                                  f"{reason['quarantined_copy']}")
+                continue
             reason = quarantine(store, obj.key, problem, folder=f"landing/{safe_file_name(obj.key)}-{obj.etag[:16]}")
             context.log.error(f"quarantined {store.uri(obj.key)}: {problem} (copy at {reason['quarantined_copy']})")
             continue
         for entry in entries:
-            if entry.sample_id != sample_id_for(entry.sample_name):
-                context.log.warning(f"sample {entry.sample_name!r} of {entry.source_uri} is already held by another "
-                                    f"file; registered as {entry.sample_id}")
+            if entry.sample_id != policy.sample_id(entry.sample_name):
+                who = entry.sample_id if policy.pseudonymous else f"{entry.sample_name!r} of {entry.source_uri}"
+                context.log.warning(f"sample {who} is already held by another file; registered as {entry.sample_id}")
             store.write_bytes(landing_index_key(entry.sample_id), entry.to_json())
             new_partitions.append(entry.sample_id)
             run_requests.append(dg.RunRequest(
-                run_key=f"{entry.sample_id}@{obj.key}@{obj.etag}",
+                run_key=_run_key(policy, entry, obj),
                 partition_key=entry.sample_id,
-                tags={"genolake/source_uri": entry.source_uri[:255], "genolake/sample_name": entry.sample_name[:255]},
+                tags={} if policy.pseudonymous else {"genolake/source_uri": entry.source_uri[:255],
+                                                     "genolake/sample_name": entry.sample_name[:255]},
             ))
     if not fresh:
         return dg.SensorResult(skip_reason="no new VCFs under landing/", cursor=next_cursor.dump())
@@ -96,3 +109,10 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> d
         dynamic_partitions_requests=[samples_partitions.build_add_request(to_add)] if to_add else [],
         cursor=next_cursor.dump(),
     )
+
+
+def _run_key(policy: SampleIdPolicy, entry: LandingEntry, obj) -> str:
+    """Unique per sample and file version; when pseudonymising the landed path (often the sample's name)
+    is replaced by its keyed token, since run keys are shown in the Dagster UI."""
+    where = policy.file_token(obj.key) if policy.pseudonymous else obj.key
+    return f"{entry.sample_id}@{where}@{obj.etag}"
