@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOME_DIR ?= $(CURDIR)/.genolake
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test ui benchmark benchmark-report benchmark-lookup benchmark-compress clean
+.PHONY: install demo test ui benchmark benchmark-report benchmark-lookup benchmark-compress deploy destroy env template clean
 
 install: $(VENV)/.installed
 
@@ -13,6 +13,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	# checkov pins boto3 1.35 and packaging<24, which genolake cannot use: it gets a venv of its own.
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet checkov==3.3.30
 	touch $@
 
 demo: install
@@ -36,5 +39,20 @@ benchmark-lookup: install
 benchmark-compress: install
 	$(BIN)/python benchmarks/compress.py
 
+STAGE ?= dev
+
+# AWS: one CloudFormation stack (deploy/README.md). Credentials come from the usual AWS environment/profile.
+template: install
+	$(BIN)/python deploy/template.py
+
+deploy: install
+	$(BIN)/python deploy/stack.py deploy --stage $(STAGE) $(if $(PARAMETERS),--parameters $(PARAMETERS))
+
+destroy: install
+	$(BIN)/python deploy/stack.py destroy --stage $(STAGE)
+
+env: install
+	$(BIN)/python deploy/stack.py env --stage $(STAGE) --out .env
+
 clean:
-	rm -rf $(VENV) $(HOME_DIR) .pytest_cache
+	rm -rf $(VENV) .venv-checkov $(HOME_DIR) .pytest_cache

@@ -56,7 +56,7 @@ class DagsterDev:
         command = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(self.port),
                    "-w", str(workspace)]
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed in stop()
-        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,  # noqa: S603 - fixed argv (this Python's dagster dev), no shell
                                         cwd=self.home,
                                         start_new_session=True, preexec_fn=_restore_sigint)
         self._log = log
@@ -72,7 +72,7 @@ class DagsterDev:
 
     def _serves(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/server_info", timeout=2) as response:
+            with urllib.request.urlopen(f"{self.url}/server_info", timeout=2) as response:  # noqa: S310 - a http://127.0.0.1 URL built here
                 return response.status == 200
         except (urllib.error.URLError, OSError):
             return False

@@ -87,7 +87,7 @@ class LocalCompressionRunner(CompressionRunner):
             # Only the lake's reference may be used: never let htslib fetch one from the network.
             refs = os.path.join(scratch, "ref-cache", "%2s", "%2s", "%s")
             env = {**os.environ, "REF_PATH": refs, "REF_CACHE": refs, "PYTHONUNBUFFERED": "1"}
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,  # noqa: S603 - argv list (this Python, a fixed module, one URI), no shell
                                        errors="replace", env=env, cwd=scratch, start_new_session=True)
             job_id = f"local-{process.pid}"
             try:

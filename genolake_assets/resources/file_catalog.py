@@ -157,7 +157,7 @@ class SqliteFileCatalog(FileCatalog):
         row["details"] = json.dumps(entry.details, sort_keys=True)
         with self._write_transaction() as db:
             inserted = db.execute(
-                f"INSERT INTO alignment_files ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+                f"INSERT INTO alignment_files ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "  # noqa: S608 - the column names are the constant _COLUMNS; values are bound
                 "ON CONFLICT (file_uri) DO NOTHING",
                 [row[name] for name in _COLUMNS],
             ).rowcount
