@@ -218,9 +218,10 @@ def parameters(stage: str) -> dict:
                            "tags are immutable: use the git commit, e.g. $(git rev-parse --short HEAD)).",
         },
         "AthenaBytesScannedCutoff": {
-            "Type": "Number", "Default": 10 * 1024 ** 3, "MinValue": 10_000_000,
+            "Type": "Number", "Default": 250 * 1024 ** 3, "MinValue": 10_000_000,
             "Description": "Athena cancels a query of the workgroup that scans more than this many bytes "
-                           "(default 10 GiB).",
+                           "(default 250 GiB, about $1.25: the daily cohort report scans 63-160 GB at "
+                           "3,202 genomes, docs/cost.md).",
         },
         "EmrTlsCertificatesKey": {
             "Type": "String", "Default": "",

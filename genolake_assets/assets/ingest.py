@@ -12,6 +12,7 @@ from genolake_assets.assets.schemas import URI
 from genolake_assets.lib.errors import VcfFormatError
 from genolake_assets.lib.lake_layout import raw_vcf_key
 from genolake_assets.lib.quarantine import quarantine, stored_file_name
+from genolake_assets.lib.landing import mark_copied_into_raw
 from genolake_assets.lib.registry import SampleRecord, utc_now
 from genolake_assets.lib.vcf_header import read_header
 from genolake_assets.lib.vcf_source import verify_readable
@@ -49,6 +50,7 @@ def register_sample(lake: LakeResource, sample_id: str) -> SampleRecord:
     raw_key = raw_vcf_key(digest, stored_file_name(landing.source_key, lake.pseudonymise, "source"))
     if not store.exists(raw_key):
         store.upload(local, raw_key)
+    mark_copied_into_raw(store, landing.source_key, landing.source_etag, raw_key)
     previous = load_record(store, sample_id)
     record.raw_key, record.raw_uri, record.sha256 = raw_key, store.uri(raw_key), digest
     record.size_bytes = local.stat().st_size

@@ -20,6 +20,7 @@ from genolake_assets.lib.alignment_reference import ReferenceSequences, check_re
 from genolake_assets.lib.bam_compress import FileDigest
 from genolake_assets.lib.cram_codec import BGZF_EOF
 from genolake_assets.lib.errors import AlignmentFileError
+from genolake_assets.lib.landing import mark_copied_into_raw
 from genolake_assets.lib.lake_layout import (
     LANDING_REFERENCES_PREFIX,
     REFERENCE_REGISTRY_PREFIX,
@@ -206,6 +207,7 @@ def register_alignment(store, record: AlignmentRecord, pseudonymous: bool = Fals
                                  stored_file_name(record.source_key, pseudonymous, record.alignment_id))
     if not store.exists(record.raw_key):
         store.copy(record.source_key, record.raw_key)
+    mark_copied_into_raw(store, record.source_key, head.etag, record.raw_key)
     record.raw_uri, record.size = store.uri(record.raw_key), head.size
     record.sort_order = header.get("HD", {}).get("SO", "unknown")
     record.samples = sorted({rg.get("SM", "") for rg in header.get("RG", []) if rg.get("SM")})

@@ -38,3 +38,21 @@ def new_landed_files(listing, cursor: LandingCursor, limit: int,
     kept = {key: etag for key, etag in cursor.seen.items() if key in present}
     kept.update({obj.key: obj.etag for obj in fresh})
     return fresh, LandingCursor(seen=kept)
+
+
+def mark_copied_into_raw(store, landing_key: str, landing_etag: str, raw_key: str) -> bool:
+    """Tag the landed object ``genolake-copied=true`` (so the lifecycle rule may expire it) when it is
+    still the version that was copied and ``raw_key`` holds as many bytes. Returns whether it was tagged.
+
+    The etag check matters: a file re-uploaded since the copy is a new version the lake has not
+    taken in yet, and must not expire.
+    """
+    from genolake_assets.lib.lifecycle import COPIED_TAG_KEY, COPIED_TAG_VALUE
+
+    landed, copied = store.head(landing_key), store.head(raw_key)
+    if landed is None or copied is None or landed.etag != landing_etag or landed.size != copied.size:
+        return False
+    tags = store.get_tags(landing_key)
+    if tags.get(COPIED_TAG_KEY) != COPIED_TAG_VALUE:
+        store.put_tags(landing_key, {**tags, COPIED_TAG_KEY: COPIED_TAG_VALUE})
+    return True

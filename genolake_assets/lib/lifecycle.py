@@ -21,8 +21,16 @@ The rules:
   tables, registries and reports. No transition rule's prefix overlaps them.
 - **Abandoned multipart uploads** anywhere under the lake prefix are aborted after
   ``abort_incomplete_multipart_days`` (otherwise their parts are billed forever, unseen).
+- **Landed files already copied into ``raw/`` expire** from ``landing/`` ``landing_expire_days``
+  after they landed, but only if they carry ``genolake-copied=true``. ``raw_vcf``/``raw_bam`` set
+  that tag after their byte-for-byte copy into ``raw/`` exists with the same size, so a file that
+  was refused (quarantined) or not yet registered is never expired. Without this, every BAM would be
+  stored twice (landing and raw), which doubles the largest line of the bill (docs/cost.md).
+- **Overwritten or deleted versions** (the lake bucket is versioned) expire
+  ``noncurrent_expire_days`` after they stopped being current: a window to recover from a mistake,
+  without paying for every old version forever.
 
-Nothing is ever expired (deleted) by lifecycle: deleting an original is a decision the lake
+No current object outside ``landing/`` is ever expired: deleting an original is a decision the lake
 makes explicitly after verification, not a timer.
 """
 
@@ -69,6 +77,13 @@ OWNED_RULE_ID_PREFIX = "genolake-"
 ARCHIVE_BAM_RULE_ID = "genolake-archive-verified-bam"
 VCF_INFREQUENT_RULE_ID = "genolake-raw-vcf-infrequent-access"
 ABORT_MULTIPART_RULE_ID = "genolake-abort-incomplete-multipart"
+EXPIRE_COPIED_LANDING_RULE_ID = "genolake-expire-copied-landing"
+EXPIRE_NONCURRENT_RULE_ID = "genolake-expire-noncurrent-versions"
+LANDING_PREFIX = "landing/"
+COPIED_TAG_KEY = "genolake-copied"
+COPIED_TAG_VALUE = "true"
+"""On a landed object: its bytes are in ``raw/`` (same size, checked), so the landing copy may expire."""
+EXPIRED = "EXPIRED"
 
 STANDARD = "STANDARD"
 STANDARD_IA = "STANDARD_IA"
@@ -96,6 +111,10 @@ class LifecycleSettings:
     """Days after which an unfinished multipart upload is aborted and its parts deleted."""
     s3_prefix: str = ""
     """The lake's key prefix in the bucket ('' = the whole bucket); rule prefixes start with it."""
+    landing_expire_days: int = 7
+    """Days after landing when a landed file that was copied into raw/ (tagged genolake-copied=true) is deleted."""
+    noncurrent_expire_days: int = 30
+    """Days after an object version stopped being current (overwritten or deleted) when it is removed."""
 
     def __post_init__(self) -> None:
         _require_days("archive_after_days", self.archive_after_days, minimum=0)
@@ -104,6 +123,8 @@ class LifecycleSettings:
             why="S3 does not allow a transition to STANDARD_IA earlier than 30 days after an object is created",
         )
         _require_days("abort_incomplete_multipart_days", self.abort_incomplete_multipart_days, minimum=1)
+        _require_days("landing_expire_days", self.landing_expire_days, minimum=1)
+        _require_days("noncurrent_expire_days", self.noncurrent_expire_days, minimum=1)
         if not isinstance(self.s3_prefix, str):
             raise ValueError(f"s3_prefix must be a string, not {type(self.s3_prefix).__name__}")
         prefix = self.s3_prefix.strip("/")
@@ -122,13 +143,16 @@ class LifecycleSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LifecycleSettings:
         """Read ``GENOLAKE_ARCHIVE_AFTER_DAYS``, ``GENOLAKE_VCF_INFREQUENT_AFTER_DAYS``,
-        ``GENOLAKE_ABORT_MULTIPART_DAYS`` and ``GENOLAKE_S3_PREFIX`` (unset = the defaults)."""
+        ``GENOLAKE_ABORT_MULTIPART_DAYS``, ``GENOLAKE_LANDING_EXPIRE_DAYS``, ``GENOLAKE_NONCURRENT_EXPIRE_DAYS``
+        and ``GENOLAKE_S3_PREFIX`` (unset = the defaults)."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {"s3_prefix": env.get("GENOLAKE_S3_PREFIX", "")}
         for field_name, variable in (
             ("archive_after_days", "GENOLAKE_ARCHIVE_AFTER_DAYS"),
             ("vcf_infrequent_after_days", "GENOLAKE_VCF_INFREQUENT_AFTER_DAYS"),
             ("abort_incomplete_multipart_days", "GENOLAKE_ABORT_MULTIPART_DAYS"),
+            ("landing_expire_days", "GENOLAKE_LANDING_EXPIRE_DAYS"),
+            ("noncurrent_expire_days", "GENOLAKE_NONCURRENT_EXPIRE_DAYS"),
         ):
             raw = env.get(variable, "").strip()
             if raw:
@@ -178,6 +202,19 @@ def lifecycle_rules(settings: LifecycleSettings | None = None) -> list[dict]:
             "Filter": {"Prefix": lake},
             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": settings.abort_incomplete_multipart_days},
         },
+        {
+            "ID": EXPIRE_COPIED_LANDING_RULE_ID,
+            "Status": "Enabled",
+            "Filter": {"And": {"Prefix": lake + LANDING_PREFIX,
+                               "Tags": [{"Key": COPIED_TAG_KEY, "Value": COPIED_TAG_VALUE}]}},
+            "Expiration": {"Days": settings.landing_expire_days},
+        },
+        {
+            "ID": EXPIRE_NONCURRENT_RULE_ID,
+            "Status": "Enabled",
+            "Filter": {"Prefix": lake},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": settings.noncurrent_expire_days},
+        },
     ]
 
 
@@ -200,6 +237,10 @@ def cloudformation_rules(settings: LifecycleSettings | None = None) -> list[dict
             ]
         if "AbortIncompleteMultipartUpload" in rule:
             out["AbortIncompleteMultipartUpload"] = dict(rule["AbortIncompleteMultipartUpload"])
+        if "Expiration" in rule:
+            out["ExpirationInDays"] = rule["Expiration"]["Days"]
+        if "NoncurrentVersionExpiration" in rule:
+            out["NoncurrentVersionExpiration"] = {"NoncurrentDays": rule["NoncurrentVersionExpiration"]["NoncurrentDays"]}
         converted.append(out)
     return converted
 
@@ -283,7 +324,7 @@ def lifecycle_plan(
 ) -> list[PlanRow]:
     """What the rules would do to each object (keys relative to the lake root).
 
-    ``tags_of`` is called only for raw BAMs (on S3 it is one GET per object). Every object is
+    ``tags_of`` is called only for raw BAMs and landed files (on S3 it is one GET per object). Every object is
     assumed to be in S3 Standard now: the local lake has no tiers, and on S3 this is the plan
     for a freshly written lake.
     """
@@ -314,6 +355,10 @@ def _plan_one(obj: ObjectLike, tags_of, settings: LifecycleSettings, now: dateti
                        f"not verified: tag {ARCHIVE_TAG_KEY}={value!r}, the rule needs {ARCHIVE_TAG_VALUE!r}")
         cram = tags.get(CRAM_TAG_KEY)
         because = f"verified; CRAM at {cram}" if cram else "verified"
+    elif _under(key, LANDING_PREFIX) and dict(tags_of(key) or {}).get(COPIED_TAG_KEY) == COPIED_TAG_VALUE:
+        due = transition_date(obj.last_modified, settings.landing_expire_days)
+        return row(EXPIRE_COPIED_LANDING_RULE_ID, EXPIRED, due, DUE if due <= now else SCHEDULED,
+                   "copied into raw/ (same size): the landing copy expires")
     elif _under(key, RAW_VCF_PREFIX):
         rule_id, target, days = VCF_INFREQUENT_RULE_ID, STANDARD_IA, settings.vcf_infrequent_after_days
         because = "raw VCF"

@@ -40,7 +40,8 @@ def _rule(rules, rule_id):
 
 def test_default_rules_have_the_shape_put_bucket_lifecycle_configuration_takes():
     rules = lifecycle_rules(LifecycleSettings())
-    assert [rule["ID"] for rule in rules] == [ARCHIVE_BAM_RULE_ID, VCF_INFREQUENT_RULE_ID, ABORT_MULTIPART_RULE_ID]
+    assert [rule["ID"] for rule in rules] == [ARCHIVE_BAM_RULE_ID, VCF_INFREQUENT_RULE_ID, ABORT_MULTIPART_RULE_ID,
+                                              lc.EXPIRE_COPIED_LANDING_RULE_ID, lc.EXPIRE_NONCURRENT_RULE_ID]
     assert all(rule["Status"] == "Enabled" for rule in rules)
     assert all(rule["ID"].startswith("genolake-") for rule in rules)
 
@@ -62,8 +63,20 @@ def test_default_rules_have_the_shape_put_bucket_lifecycle_configuration_takes()
         "Filter": {"Prefix": ""},
         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
     }
-    # Nothing is ever expired by a timer.
-    assert not any("Expiration" in rule or "NoncurrentVersionExpiration" in rule for rule in rules)
+    # The only current objects a timer deletes are landed files tagged as copied into raw/.
+    assert [rule["ID"] for rule in rules if "Expiration" in rule] == [lc.EXPIRE_COPIED_LANDING_RULE_ID]
+    assert _rule(rules, lc.EXPIRE_COPIED_LANDING_RULE_ID) == {
+        "ID": lc.EXPIRE_COPIED_LANDING_RULE_ID,
+        "Status": "Enabled",
+        "Filter": {"And": {"Prefix": "landing/", "Tags": [{"Key": "genolake-copied", "Value": "true"}]}},
+        "Expiration": {"Days": 7},
+    }
+    assert _rule(rules, lc.EXPIRE_NONCURRENT_RULE_ID) == {
+        "ID": lc.EXPIRE_NONCURRENT_RULE_ID,
+        "Status": "Enabled",
+        "Filter": {"Prefix": ""},
+        "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+    }
 
 
 @pytest.mark.parametrize("prefix", ["lake", "lake/", "/lake/", "org/lake"])
@@ -112,6 +125,10 @@ def test_cloudformation_shape_is_derived_from_the_same_rules():
          "Transitions": [{"TransitionInDays": 30, "StorageClass": STANDARD_IA}]},
         {"Id": ABORT_MULTIPART_RULE_ID, "Status": "Enabled", "Prefix": "lake/",
          "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}},
+        {"Id": lc.EXPIRE_COPIED_LANDING_RULE_ID, "Status": "Enabled", "Prefix": "lake/landing/",
+         "TagFilters": [{"Key": "genolake-copied", "Value": "true"}], "ExpirationInDays": 7},
+        {"Id": lc.EXPIRE_NONCURRENT_RULE_ID, "Status": "Enabled", "Prefix": "lake/",
+         "NoncurrentVersionExpiration": {"NoncurrentDays": 30}},
     ]
 
 
@@ -278,3 +295,20 @@ def test_the_module_stays_pure():
             "print(sorted(m for m in ('boto3', 'botocore', 'dagster', 'pyarrow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_landed_file_expires_only_once_tagged_as_copied(tmp_path):
+    from genolake_assets.resources.object_store import LocalObjectStore
+
+    store = LocalObjectStore(tmp_path / "lake")
+    store.write_bytes("landing/a.vcf.gz", b"x" * 10)
+    store.write_bytes("landing/b.vcf.gz", b"y" * 10)
+    store.put_tags("landing/b.vcf.gz", {"genolake-copied": "true"})
+    written = store.head("landing/b.vcf.gz").last_modified
+
+    rows = {r.key: r for r in lc.lifecycle_plan(store.list_objects(""), store.get_tags, now=written + 86_400)}
+
+    assert rows["landing/a.vcf.gz"].action == lc.STAYS
+    copied = rows["landing/b.vcf.gz"]
+    assert (copied.rule_id, copied.target_class, copied.action) == (lc.EXPIRE_COPIED_LANDING_RULE_ID, lc.EXPIRED, lc.SCHEDULED)
+    assert copied.due == lc.transition_date(written, 7)

@@ -91,6 +91,8 @@ def test_landed_bams_become_verified_catalogued_crams_and_the_originals_are_tagg
             assert sum(1 for _ in handle.fetch(until_eof=True)) == records
         tags = store.get_tags(record.raw_key)
         assert tags[ARCHIVE_TAG_KEY] == "verified" and tags["genolake-cram"] == record.cram_key
+        # Its bytes are in raw/bam/: the landed copy may now expire (lifecycle rule).
+        assert store.get_tags(record.source_key) == {"genolake-copied": "true"}
 
     catalog = resources["file_catalog"]
     crams = catalog.entries("cram")
@@ -132,6 +134,7 @@ def test_a_truncated_bam_is_refused_untouched_untagged_and_uncatalogued(instance
     reason = json.loads(store.read_bytes(reasons[0]))
     assert reason["code"] == "truncated_input" and reason["file"].endswith("landing/cut.bam")
     assert store.read_bytes("landing/cut.bam") == cut.read_bytes()  # the upload is untouched
+    assert store.get_tags("landing/cut.bam") == {}  # and never expires
     assert not list(store.list_objects("raw/bam/cut"))
     assert [entry.file_name for entry in resources["file_catalog"].entries("bam")] == ["ce1000.bam"]
 

@@ -74,3 +74,20 @@ def test_a_multi_partition_backfill_converts_a_cohort_in_one_run(instance, resou
     refresh_tables(instance, resources)
     n = resources["catalog"].query("SELECT count(DISTINCT sample_id) AS n FROM reference_blocks").to_pylist()[0]["n"]
     assert n == 100
+
+
+def test_a_landed_vcf_is_marked_for_expiry_only_after_its_raw_copy_exists(instance, resources, land, data_vcf, store,
+                                                                          tmp_path):
+    good = land(data_vcf / "HG00190.hg38.g.vcf.gz")
+    broken = tmp_path / "HG00187.hg38.g.vcf.gz"
+    whole = (data_vcf / "HG00187.hg38.g.vcf.gz").read_bytes()
+    broken.write_bytes(whole[:len(whole) - 5_000])  # a truncated upload whose header still reads
+    bad = land(broken)
+    tick(instance, resources)
+    assert store.get_tags(good) == {} and store.get_tags(bad) == {}
+
+    assert ingest(instance, resources, "HG00190").success
+    assert not ingest(instance, resources, "HG00187").success
+
+    assert store.get_tags(good) == {"genolake-copied": "true"}
+    assert store.get_tags(bad) == {}  # refused: its only lake copy stays, untagged, never expired
