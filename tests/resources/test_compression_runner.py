@@ -32,25 +32,15 @@ from genolake_assets.resources.compression_runner import (
 from genolake_assets.resources.s3_store import aws_client
 from tests.moto_api import create_batch_queue
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED_BAM = Path("/work/shared/data/bam")
+DATA_BAM = Path(__file__).resolve().parents[1] / "data" / "bam"
 # The program's default accepted differences (CRAM adds UR/M5 to @SQ lines; unmapped reads' CIGAR).
 OPTIONS = {"cram_version": "3.1", "profile": "normal", "threads": 1, "ignore_md5": False, "strict": False}
 
 
-def _first_existing(*paths: Path) -> Path | None:
-    return next((p for p in paths if p.exists()), None)
-
-
 @pytest.fixture(scope="module")
 def ce_bam() -> tuple[Path, Path]:
-    """The real C. elegans BAM and its reference (with .fai and .gzi siblings)."""
-    bam = _first_existing(REPO / "tests/data/bam/ce1000.bam", SHARED_BAM / "ce1000.bam")
-    reference = _first_existing(REPO / "tests/data/bam/ref/ce.fa.gz", REPO / "tests/data/bam/ce.fa.gz",
-                                SHARED_BAM / "ref/ce.fa.gz")
-    if bam is None or reference is None:
-        pytest.skip("ce1000.bam or its reference ce.fa.gz is not available")
-    return bam, reference
+    """The real C. elegans BAM and its reference (with .fai and .gzi siblings), carried in tests/data."""
+    return DATA_BAM / "ce1000.bam", DATA_BAM / "ref" / "ce.fa.gz"
 
 
 def _reference_files(reference: Path) -> list[Path]:
