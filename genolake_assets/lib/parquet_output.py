@@ -118,6 +118,22 @@ class SortedParquetWriter:
         self._writer.close()
         if not self.sorted:
             resort_parquet(self.path, self.contig_rank)
+            self._restore_schema()
+
+    def _restore_schema(self) -> None:
+        """DuckDB writes its own schema (nullability, list field names): stream its sorted file back through
+        this writer's schema and settings, so a re-sorted file is indistinguishable from a sorted one."""
+        sorted_path = self.path.with_name(".sorted-" + self.path.name)
+        self.path.rename(sorted_path)
+        writer = self._open()
+        try:
+            for batch in pq.ParquetFile(sorted_path).iter_batches(batch_size=ROW_GROUP_ROWS):
+                table = pa.Table.from_batches([batch])
+                writer.write_table(pa.Table.from_arrays([pc.cast(table[f.name], f.type) for f in self.schema],
+                                                        schema=self.schema), row_group_size=ROW_GROUP_ROWS)
+        finally:
+            writer.close()
+            sorted_path.unlink()
 
     def abort(self) -> None:
         if self._writer is not None:

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from genolake_assets.lib.vcf_calls import canonical_call_strings, canonical_calls, sorted_filters
 from genolake_assets.lib.vcf_fields import (
     ValueTypeError,
     absent,
@@ -254,12 +255,14 @@ def _decode_sample_values(fmt: pa.Array, sample: pa.Array, header: VcfHeader, le
             present = value_counts[rows] > position
             take[rows[present]] = value_offsets[rows[present]] + position
         if key == "GT":
-            gt, phased = decode_genotype(flat_values.take(pa.array(take, mask=take < 0)))
+            gt, phased = canonical_calls(*decode_genotype(flat_values.take(pa.array(take, mask=take < 0))))
             continue
         rows = np.flatnonzero(take >= 0)
         compact = flat_values.take(pa.array(take[rows])) if len(rows) < length else flat_values.take(pa.array(take))
         fdef = header.format[key]
         fields[fdef.column] = _typed(compact, fdef, rows, length)
+        if key == "PGT" and fdef.type == "String" and not fdef.is_list:  # a call held as text
+            fields[fdef.column] = canonical_call_strings(fields[fdef.column])
     for key, fdef in header.format.items():
         if key != "GT" and fdef.column not in fields:
             fields[fdef.column] = absent(fdef, length)
@@ -269,7 +272,7 @@ def _decode_sample_values(fmt: pa.Array, sample: pa.Array, header: VcfHeader, le
 def decode_batch(batch: pa.RecordBatch, header: VcfHeader, sample_names: list[str]) -> RecordBatch:
     length = batch.num_rows
     column = batch.column
-    filters = pc.split_pattern(null_dots(column("FILTER")), ";")
+    filters = sorted_filters(pc.split_pattern(null_dots(column("FILTER")), ";"))
     info, undeclared = decode_info(column("INFO"), header, length)
     samples = {}
     if sample_names:

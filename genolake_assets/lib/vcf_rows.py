@@ -236,14 +236,15 @@ def _apply_split(columns: dict[str, pa.Array], header: VcfHeader, allele_index: 
     if not was_split.any():
         return
     if "GT" in header.format:
-        columns["gt"] = downcode_gt(columns["gt"], allele_index, was_split)
+        columns["gt"] = downcode_gt(columns["gt"], allele_index, was_split, columns["gt_phased"])
     ad = header.format.get("AD")
     if ad is not None and ad.is_list and ad.type == "Integer":
         columns["fmt_ad"] = pc.if_else(split_mask, split_ad(columns["fmt_ad"], n_alleles, allele_index),
                                        columns["fmt_ad"])
     pl = header.format.get("PL")
     if pl is not None and pl.is_list and pl.type == "Integer":
-        new_pl, usable = split_pl(columns["fmt_pl"], n_alleles, allele_index)
+        new_pl, usable = split_pl(columns["fmt_pl"], n_alleles, allele_index,
+                                  columns["gt"] if "GT" in header.format else None)
         if "GQ" in header.format and header.format["GQ"].type == "Integer" and not header.format["GQ"].is_list:
             columns["fmt_gq"] = pc.if_else(split_mask, gq_from_pl(new_pl, usable, columns["fmt_gq"]),
                                            columns["fmt_gq"])

@@ -93,30 +93,27 @@ def min_rep(pos: int, ref: str, alt: str) -> tuple[int, str, str]:
     return pos, ref, alt
 
 
-def downcode_alleles(gt: tuple | list | None, i: int) -> list | None:
-    """Allele i -> 1, any other called allele -> 0, missing stays missing."""
+def downcode_alleles(gt: tuple | list | None, i: int, phased: bool) -> list | None:
+    """Allele i -> 1, any other allele -> 0; an unphased call's alleles ascending (Hail's call)."""
     if gt is None:
         return None
-    return [None if a is None else (1 if a == i else 0) for a in gt]
+    out = [1 if a == i else 0 for a in gt]
+    return out if phased else sorted(out)
 
 
-def downcode_gt_string(value: str | None, i: int) -> str | None:
-    """Downcode a GT-like string field (PGT), keeping its separators (phasing)."""
+def call_text(value: str | None, i: int | None = None) -> str | None:
+    """A call held as text (PGT) as Hail holds it, downcoded for allele ``i`` when given: null when an
+    allele is missing, unphased alleles ascending."""
     if value is None:
         return None
-    out, token = [], ""
-    for ch in value + "\0":
-        if ch in "/|\0":
-            if token == ".":
-                out.append(".")
-            else:
-                out.append("1" if int(token) == i else "0")
-            if ch != "\0":
-                out.append(ch)
-            token = ""
-        else:
-            token += ch
-    return "".join(out)
+    phased = "|" in value
+    alleles = value.replace("|", "/").split("/")
+    if any(a in (".", "") for a in alleles):
+        return None
+    numbers = [int(a) for a in alleles]
+    if i is not None:
+        numbers = [1 if a == i else 0 for a in numbers]
+    return ("|" if phased else "/").join(str(a) for a in (numbers if phased else sorted(numbers)))
 
 
 def diploid_genotype(j: int) -> tuple[int, int]:
@@ -128,9 +125,16 @@ def diploid_genotype(j: int) -> tuple[int, int]:
     return a, b
 
 
-def split_pl(pl: tuple | list | None, i: int) -> list | None:
-    """Three values: min of the original PLs whose genotype downcodes to 0/0, 0/1, 1/1."""
-    if pl is None or all(v is None for v in pl):
+def split_pl(pl: tuple | list | None, i: int, gt: tuple | None, n_alleles: int) -> list | None:
+    """Diploid call: three values, min of the original PLs whose genotype downcodes to 0/0, 0/1, 1/1.
+    Haploid call: min of PL[j != i] over the first n_alleles, and PL[i]. No call: none (Hail)."""
+    if pl is None or any(v is None for v in pl) or gt is None:
+        return None
+    if len(gt) == 1:
+        if len(pl) < n_alleles:
+            return None
+        return [min(v for j, v in enumerate(pl[:n_alleles]) if j != i), pl[i]]
+    if len(gt) != 2 or len(pl) != n_alleles * (n_alleles + 1) // 2:
         return None
     best: list = [None, None, None]
     for j, v in enumerate(pl):
@@ -155,10 +159,13 @@ def gq_from_pl(pl: list) -> int:
     return m2 - m1
 
 
-def split_ad(ad: tuple | list | None, i: int) -> list | None:
-    if ad is None or any(v is None for v in ad) or i >= len(ad):
+def split_ad(ad: tuple | list | None, i: int, n_alleles: int) -> list | None:
+    """Hail: [sum(AD) - AD[i], AD[i]], the sum skipping missing depths; a missing AD[i] misses both."""
+    if ad is None or len(ad) != n_alleles:
         return None
-    return [sum(ad) - ad[i], ad[i]]
+    if ad[i] is None:
+        return [None, None]
+    return [sum(v for v in ad if v is not None) - ad[i], ad[i]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -269,14 +276,21 @@ class Expected:
 
 
 def _gt_of(sample) -> tuple | None:
+    """Hail's call: none unless every allele is called; unphased alleles ascending."""
     if "GT" not in sample:
         return None
     gt = sample.get("GT")
-    return None if gt is None else tuple(gt)
+    if gt is None or len(gt) == 0 or any(a is None for a in gt):
+        return None
+    return tuple(gt) if _is_phased(sample, gt) else tuple(sorted(gt))
 
 
-def _phased(sample, gt) -> bool:
-    return bool(gt is not None and len(gt) > 1 and sample.phased)
+def _is_phased(sample, gt) -> bool:
+    return bool(len(gt) > 1 and sample.phased)
+
+
+def _phased(sample, gt) -> bool | None:
+    return None if gt is None else _is_phased(sample, gt)
 
 
 def expected_for(path: str, sample_id_for: Callable[[str], str], samples: list[str] | None = None
@@ -299,7 +313,7 @@ def expected_for(path: str, sample_id_for: Callable[[str], str], samples: list[s
                 "contig": rec.contig,
                 "rsid": rec.id,
                 "qual": rec.qual,
-                "filters": list(rec.filter.keys()) or None,
+                "filters": sorted(set(rec.filter.keys())) or None,  # a set in Hail
                 "alleles": alleles,
             }
             # pysam: PASS -> ['PASS'], '.' -> []
@@ -312,6 +326,8 @@ def expected_for(path: str, sample_id_for: Callable[[str], str], samples: list[s
                 s = rec.samples[name]
                 gt = _gt_of(s)
                 fmt = format_values(s, fmts)
+                if isinstance(fmt.get("fmt_pgt"), str):
+                    fmt["fmt_pgt"] = call_text(fmt["fmt_pgt"])
                 common = {"sample_id": es.sample_id, "sample_name": name, **base, **fmt,
                           "gt_phased": _phased(s, gt)}
                 if ref_block:
@@ -363,27 +379,24 @@ def _variant_row(rec, common: dict, s, gt, i: int, fmts: list[FieldSpec]) -> dic
             if key in fmt_keys:
                 row[f"fmt_{key.lower()}_unsplit"] = None
         return row
-    row["gt"] = downcode_alleles(gt, i)
+    row["gt"] = downcode_alleles(gt, i, bool(common["gt_phased"]))
     row["gt_unsplit"] = None if gt is None else list(gt)
-    haploid = gt is not None and len(gt) == 1
+    n_alleles = len(alleles)
     if "AD" in fmt_keys:
         row["fmt_ad_unsplit"] = common["fmt_ad"]
-        row["fmt_ad"] = split_ad(common["fmt_ad"], i)
+        row["fmt_ad"] = split_ad(common["fmt_ad"], i, n_alleles)
     pl_new = None
     if "PL" in fmt_keys:
         row["fmt_pl_unsplit"] = common["fmt_pl"]
-        pl_new = split_pl(common["fmt_pl"], i)
-        # Hail reads PL indices as diploid genotypes; the spec says nothing about haploid calls.
-        row["fmt_pl"] = UNSPECIFIED if haploid else pl_new
+        pl_new = split_pl(common["fmt_pl"], i, gt, n_alleles)
+        row["fmt_pl"] = pl_new
     if "GQ" in fmt_keys:
         row["fmt_gq_unsplit"] = common["fmt_gq"]
-        if haploid:
-            row["fmt_gq"] = UNSPECIFIED
-        elif pl_new is not None:
+        if pl_new is not None:
             row["fmt_gq"] = gq_from_pl(pl_new)
     if "PGT" in fmt_keys:
         row["fmt_pgt_unsplit"] = common["fmt_pgt"]
-        row["fmt_pgt"] = downcode_gt_string(common["fmt_pgt"], i)
+        row["fmt_pgt"] = call_text(common["fmt_pgt"], i)
     return row
 
 

@@ -90,7 +90,9 @@ def _bare(contig: str) -> str:
     return contig[3:] if contig.startswith("chr") else contig
 
 
-def _text(gt, phased) -> str:
+def _text(gt, phased) -> str | None:
+    if gt is None:  # a call with a missing allele is a missing call (Hail's semantics)
+        return None
     return ("|" if phased else "/").join("." if a is None else str(a) for a in gt)
 
 
@@ -99,7 +101,7 @@ def expected_calls(per_sample, marker: Marker, sample_id: str) -> set[tuple[str,
     variants, blocks = per_sample
     here = [r for r in variants.get(sample_id, [])
             if _bare(r["contig"]) == _bare(marker.contig) and r["pos"] == marker.pos]
-    carriers = [r for r in here if any(a for a in r["gt"] if a is not None)]
+    carriers = [r for r in here if any(a for a in (r["gt"] or []) if a is not None)]
     wanted = [r for r in carriers if (r["ref"], r["alt"]) == (marker.ref, marker.alt)]
     if marker.alt is not None and wanted:
         return {("variant", r["alt"], _text(r["gt"], r["gt_phased"])) for r in wanted}

@@ -151,16 +151,22 @@ class TestOracleItself:
     def test_split_by_hand(self):
         # HG00187 chr22:10685603 T C,G,<NON_REF> 0/2 AD 4,2,3,0 PL 69,53,164,0,88,108,81,169,117,198
         pl = [69, 53, 164, 0, 88, 108, 81, 169, 117, 198]
-        assert O.split_pl(pl, 1) == [0, 53, 164]
-        assert O.split_pl(pl, 2) == [53, 0, 108]
-        assert O.split_ad([4, 2, 3, 0], 1) == [7, 2]
-        assert O.split_ad([4, 2, 3, 0], 2) == [6, 3]
-        assert O.split_ad([4, None, 3, 0], 2) is None
-        assert O.downcode_alleles((0, 2), 1) == [0, 0]
-        assert O.downcode_alleles((0, 2), 2) == [0, 1]
-        assert O.downcode_alleles((None, 2), 2) == [None, 1]
-        assert O.downcode_gt_string("0|1", 1) == "0|1"
-        assert O.downcode_gt_string("1|2", 2) == "0|1"
+        assert O.split_pl(pl, 1, (0, 2), 4) == [0, 53, 164]
+        assert O.split_pl(pl, 2, (0, 2), 4) == [53, 0, 108]
+        assert O.split_pl(pl, 2, None, 4) is None  # Hail: no call, no split PL
+        assert O.split_pl([30, 0, 50, 70], 2, (2,), 4) == [0, 50]  # haploid: min(PL[j != i]), PL[i]
+        assert O.split_ad([4, 2, 3, 0], 1, 4) == [7, 2]
+        assert O.split_ad([4, 2, 3, 0], 2, 4) == [6, 3]
+        assert O.split_ad([4, None, 3, 0], 2, 4) == [4, 3]  # Hail's sum skips a missing depth
+        assert O.split_ad([4, None, 3, 0], 1, 4) == [None, None]
+        assert O.downcode_alleles((0, 2), 1, False) == [0, 0]
+        assert O.downcode_alleles((0, 2), 2, False) == [0, 1]
+        assert O.downcode_alleles((2, 1), 2, False) == [0, 1]  # unphased: ascending, as Hail stores it
+        assert O.downcode_alleles((2, 1), 2, True) == [1, 0]
+        assert O.call_text("0|1", 1) == "0|1"
+        assert O.call_text("1|2", 2) == "0|1"
+        assert O.call_text("2/1", 2) == "0/1"
+        assert O.call_text("0|.") is None
 
     def test_gq_from_pl_is_capped_at_99(self):
         assert O.gq_from_pl([0, 53, 164]) == 53
@@ -579,7 +585,7 @@ def test_cohort_spot_genotypes(converted):
     }, f"{s2} 20:10019093")
     # 20 10256252 rs362585 G T 35632.00 PASS; HG00403 ./.:0,0:0:.:.  -> not fully called: a variant row
     check_values(one_row(rows_of(out, "variants", "HG00403"), pos=10256252), {
-        "ref": "G", "alt": "T", "rsid": "rs362585", "gt": [None, None], "gt_phased": False,
+        "ref": "G", "alt": "T", "rsid": "rs362585", "gt": None, "gt_phased": None,
         "fmt_ad": [0, 0], "fmt_dp": 0, "fmt_gq": None, "fmt_pl": None, "info_ac": [18], "info_an": 196,
     }, "HG00403 20:10256252")
     assert not find_rows(rows_of(out, "reference_blocks", "HG00403"), pos=10256252)
@@ -933,7 +939,7 @@ def test_multi_allelic_indels_min_rep_and_split(convert_vcf, tmp_path, expected)
     assert [(r["pos"], r["ref"], r["alt"], r["allele_index"]) for r in rows] == [
         (100, "TAA", "T", 1), (100, "TA", "T", 2), (200, "CAG", "C", 2), (201, "A", "T", 1)]
     want = {
-        (100, 1): dict(end=102, variant_id="chr1:100:TAA:T", gt=[1, 0], fmt_ad=[12, 8], fmt_pl=[90, 0, 200],
+        (100, 1): dict(end=102, variant_id="chr1:100:TAA:T", gt=[0, 1], fmt_ad=[12, 8], fmt_pl=[90, 0, 200],
                        fmt_gq=90),
         (100, 2): dict(end=101, variant_id="chr1:100:TA:T", gt=[0, 1], fmt_ad=[11, 9], fmt_pl=[100, 0, 250],
                        fmt_gq=99),
@@ -973,8 +979,8 @@ def test_multi_sample_fan_out_with_a_multi_allelic_record(convert_vcf, tmp_path,
     got = {s: [tuple(r[c] for c in cols) for r in rows_of(out, "variants", s)] for s in ("S1", "S2")}
     assert got == {
         "S1": [(10, "A", "G", 1, ["A", "G"], [0, 1], 5, 10),
-               (30, "G", "A", 1, ["G", "A", "C"], [None, None], 0, 12),
-               (30, "G", "C", 2, ["G", "A", "C"], [None, None], 0, 12)],
+               (30, "G", "A", 1, ["G", "A", "C"], None, 0, 12),
+               (30, "G", "C", 2, ["G", "A", "C"], None, 0, 12)],
         "S2": [(20, "C", "T", 1, ["C", "T"], [1, 1], 8, 11),
                (30, "G", "A", 1, ["G", "A", "C"], [0, 0], 9, 12),
                (30, "G", "C", 2, ["G", "A", "C"], [0, 1], 9, 12)],
