@@ -5,14 +5,15 @@ BIN := $(VENV)/bin
 HOME_DIR ?= $(CURDIR)/.genolake
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test ui benchmark benchmark-report benchmark-lookup benchmark-compress deploy destroy env template clean
+.PHONY: install demo test ui benchmark benchmark-report benchmark-lookup benchmark-compress benchmark-engines deploy destroy env template clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	# The hail extra (hail 0.2.139 + pyspark 3.5, ~600 MB) runs the engine-equivalence tests and engine=hail.
+	$(BIN)/pip install --quiet -e '.[test,hail]'
 	# checkov pins boto3 1.35 and packaging<24, which genolake cannot use: it gets a venv of its own.
 	$(PYTHON) -m venv .venv-checkov
 	.venv-checkov/bin/pip install --quiet checkov==3.3.30
@@ -38,6 +39,9 @@ benchmark-lookup: install
 
 benchmark-compress: install
 	$(BIN)/python benchmarks/compress.py
+
+benchmark-engines: install
+	$(BIN)/python benchmarks/engines.py
 
 STAGE ?= dev
 

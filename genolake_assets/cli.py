@@ -21,7 +21,10 @@ def _convert(args: argparse.Namespace) -> int:
             bar.update(records - bar.n)
 
     try:
-        report = convert_vcf(args.vcf, args.lake_dir, samples=args.samples, progress=progress)
+        if args.engine == "hail":
+            report = _convert_with_hail(args)
+        else:
+            report = convert_vcf(args.vcf, args.lake_dir, samples=args.samples, progress=progress)
     except VcfFormatError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -38,6 +41,38 @@ def _convert(args: argparse.Namespace) -> int:
               f"{sample.reference_block_rows:,} reference-block rows, "
               f"{sum(sample.bytes.values()):,} bytes")
     return 0
+
+
+def _convert_with_hail(args: argparse.Namespace):
+    """The Hail job on local Spark, then the same atomic publish as the default engine."""
+    from genolake_assets.lib.conversion_batch import ConversionJob, ConversionManifest
+    from genolake_assets.lib.errors import VcfFormatError
+    from genolake_assets.lib.identifiers import sample_id_for
+    from genolake_assets.lib.vcf_convert import new_staging_dir, publish_staged, remove_staging_dir
+    from genolake_assets.lib.vcf_header import read_header
+    from genolake_assets.resources.engine import ConverterResource
+
+    header = read_header(args.vcf)
+    names = args.samples or header.samples
+    unknown = [n for n in names if n not in header.samples]
+    if unknown or not names:
+        raise VcfFormatError(args.vcf, f"samples {unknown} are not in the header" if unknown else
+                             "the VCF has no sample columns (sites-only): nothing to convert per sample")
+    lake_dir = Path(args.lake_dir).resolve()
+    staging = new_staging_dir(lake_dir)
+    try:
+        job = ConversionJob("vcf0", str(Path(args.vcf).resolve()), {n: sample_id_for(n) for n in names},
+                            str(staging / "vcf0"))
+        manifest = ConversionManifest([job], result_uri=str(staging / "result.json"))
+        log = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr))
+        outcome = ConverterResource(engine="hail", spark_master=args.spark_master).convert_batch(
+            None, manifest, None, log).outcomes[0]
+        if not outcome.ok:
+            raise VcfFormatError(outcome.problem.file, outcome.problem.problem, line=outcome.problem.line,
+                                 field=outcome.problem.field, code=outcome.problem.code)
+        return publish_staged(outcome.report, lake_dir)
+    finally:
+        remove_staging_dir(staging)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -216,6 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="convert only these samples (VCF header names); default: all")
     convert.add_argument("--json", action="store_true", help="print the full conversion report as JSON")
     convert.add_argument("--quiet", action="store_true", help="no progress bar")
+    convert.add_argument("--engine", choices=("arrow", "hail"), default="arrow",
+                         help="arrow: the in-process converter (default); hail: spark/vcf_to_parquet.py with Hail "
+                              "on local Spark (needs the hail extra); both write the same tables")
+    convert.add_argument("--spark-master", default="local[2]", help="Spark master for --engine hail")
     convert.set_defaults(run=_convert)
 
     demo = commands.add_parser(

@@ -6,7 +6,7 @@ import time
 import dagster as dg
 
 from genolake_assets.assets.batch import each_partition, fail_for_bad_partitions
-from genolake_assets.assets.partitions import samples_partitions
+from genolake_assets.assets.partitions import samples_backfill_policy, samples_partitions
 from genolake_assets.assets.records import load_landing, load_record, mark_quarantined, save_record
 from genolake_assets.assets.schemas import URI
 from genolake_assets.lib.errors import VcfFormatError
@@ -69,7 +69,7 @@ def register_sample(lake: LakeResource, sample_id: str) -> SampleRecord:
     group_name="ingest",
     kinds={"vcf", "s3"},
     owners=["team:genomics-data-engineering"],
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=25),
+    backfill_policy=samples_backfill_policy,
     description=(
         "One landed VCF sample, registered: the header is parsed and validated, the whole file is "
         "decompressed once to check its integrity (bgzip EOF marker and gzip CRCs), its SHA-256 is "

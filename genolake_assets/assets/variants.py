@@ -3,24 +3,27 @@
 
 import tempfile
 import time
+import uuid
 from collections import defaultdict
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from genolake_assets.assets.batch import fail_for_bad_partitions
-from genolake_assets.assets.partitions import samples_partitions
+from genolake_assets.assets.partitions import CONVERSION_POOL, samples_backfill_policy, samples_partitions
 from genolake_assets.assets.records import load_record, mark_quarantined, save_published, save_record
 from genolake_assets.assets.schemas import (
     COLUMN_SCHEMA, PARTITION_ROW_COUNT, URI, VARIANT_COLUMNS, arrow_columns, header_descriptions, table_schema,
 )
-from genolake_assets.lib.errors import InputProblem, VcfFormatError
+from genolake_assets.lib.conversion_batch import ConversionJob, ConversionManifest, JobOutcome
+from genolake_assets.lib.errors import InputProblem
 from genolake_assets.lib.lake_layout import partition_key
 from genolake_assets.lib.quarantine import quarantine, stored_file_name
 from genolake_assets.lib.registry import SampleRecord, utc_now
 from genolake_assets.lib.variant_schema import REFERENCE_BLOCKS, TABLES, VARIANTS
-from genolake_assets.lib.vcf_header import read_header
+from genolake_assets.lib.vcf_header import read_header, read_header_stream
 from genolake_assets.resources.catalog import Catalog
 from genolake_assets.resources.engine import ConverterResource
 from genolake_assets.resources.lake import LakeResource
@@ -32,18 +35,21 @@ ASSET_OF_TABLE = {VARIANTS: SAMPLE_VARIANTS, REFERENCE_BLOCKS: SAMPLE_REFERENCE_
 CATALOG_TABLE_OF = {VARIANTS: "variants", REFERENCE_BLOCKS: "reference_blocks"}
 ROWS_CHECK = "rows_match_records"
 SCHEMA_CHECK = "schema_matches_catalog"
+STAGING_PREFIX = "staging/convert"
+"""Where a remote engine stages a batch's files in the lake before they are published (then removed)."""
+FOOTER_TAIL_BYTES = 1 << 20
 
 
 class SchemaConflict(ValueError):
     """A column whose type differs from the catalog's: history is never rewritten silently."""
 
 
-def schema_conflicts(staged: Path, catalog_columns: dict[str, str] | None, catalog: Catalog) -> tuple[
+def schema_conflicts(staged: pa.Schema, catalog_columns: dict[str, str] | None, catalog: Catalog) -> tuple[
         list[str], list[str]]:
     """(columns whose type conflicts with the catalog, columns the catalog does not have yet)."""
     if catalog_columns is None:
         return [], []
-    new_types = catalog.sql_type_of(pq.read_schema(staged))
+    new_types = catalog.sql_type_of(staged)
     conflicts = [f"{c}: {t} (catalog has {catalog_columns[c]})" for c, t in new_types.items()
                  if c in catalog_columns and catalog_columns[c] != t]
     added = [c for c in new_types if c not in catalog_columns]
@@ -58,10 +64,7 @@ def _fail(lake: LakeResource, record: SampleRecord, problem: InputProblem) -> dg
     return dg.Failure(description=str(problem), metadata={"sample_id": record.sample_id, **problem.as_dict()})
 
 
-def convert_samples(lake: LakeResource, converter: ConverterResource, catalog: Catalog,
-                    sample_ids: list[str]) -> tuple[dict[str, dict], dict[str, str]]:
-    """Convert samples grouped by their raw file (one pass per file); publish each sample atomically."""
-    store = lake.store()
+def _records_to_convert(store, sample_ids: list[str]) -> tuple[dict[str, SampleRecord], dict[str, str]]:
     records: dict[str, SampleRecord] = {}
     failed: dict[str, str] = {}
     for sample_id in sample_ids:
@@ -70,60 +73,115 @@ def convert_samples(lake: LakeResource, converter: ConverterResource, catalog: C
             failed[sample_id] = f"{sample_id} is not registered: materialize raw_vcf first"
             continue
         records[sample_id] = record
+    return records, failed
+
+
+def convert_samples(lake: LakeResource, converter: ConverterResource, catalog: Catalog, sample_ids: list[str],
+                    context=None, log=None) -> tuple[dict[str, dict], dict[str, str]]:
+    """Convert the samples as one batch (one job per raw file); publish each converted sample atomically.
+
+    A local engine reads local files and stages into a scratch folder; a remote one (Hail on EMR) reads
+    the raw files in the lake and stages under ``staging/convert/<batch>/`` there."""
+    store = lake.store()
+    log = log or (lambda message: None)
+    records, failed = _records_to_convert(store, sample_ids)
     by_file: dict[str, list[str]] = defaultdict(list)
     for sample_id, record in records.items():
         by_file[record.raw_key].append(sample_id)
     catalog_columns = {t: catalog.table_columns(CATALOG_TABLE_OF[t]) for t in TABLES}
     published: dict[str, dict] = {}
-    for raw_key, ids in by_file.items():
-        names = {records[i].sample_name: i for i in ids}
-        with tempfile.TemporaryDirectory(dir=lake.scratch, prefix="convert-") as tmp:
-            started = time.perf_counter()
-            local = lake.local_copy(raw_key)
-            try:
-                report = converter.convert(local, names, Path(tmp), pseudonymous=lake.pseudonymise)
-            except VcfFormatError as exc:
+    remote = converter.stages_in_lake()
+    batch = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(dir=lake.scratch, prefix="convert-") as tmp:
+        staging_root = store.uri(f"{STAGING_PREFIX}/{batch}") if remote else tmp
+        jobs = {}
+        for index, (raw_key, ids) in enumerate(by_file.items()):
+            names = {records[i].sample_name: i for i in ids}
+            jobs[f"vcf{index:04d}"] = ConversionJob(
+                job_id=f"vcf{index:04d}", vcf_uri=store.uri(raw_key) if remote else str(lake.local_copy(raw_key)),
+                samples=names, staging_uri=f"{staging_root}/vcf{index:04d}",
+                name_columns=dict(names) if lake.pseudonymise else None)
+        manifest = ConversionManifest(jobs=list(jobs.values()), result_uri=f"{staging_root}/result.json",
+                                      regions_bed_uri=converter.regions_bed)
+        try:
+            result = converter.convert_batch(context, manifest, store, log)
+            for outcome in result.outcomes:
+                ids = list(jobs[outcome.job_id].samples.values())
+                if not outcome.ok:
+                    for sample_id in ids:
+                        failed[sample_id] = str(_fail(lake, records[sample_id], outcome.problem).description)
+                    continue
+                descriptions = {**VARIANT_COLUMNS, **_header_descriptions(lake, records[ids[0]].raw_key)}
                 for sample_id in ids:
-                    failed[sample_id] = str(_fail(lake, records[sample_id], exc.detail).description)
-                continue
-            seconds = time.perf_counter() - started
-            descriptions = {**VARIANT_COLUMNS, **header_descriptions(read_header(local))}
-            for sample_id in ids:
-                record = records[sample_id]
-                sample = report.samples[record.sample_name]
-                try:
-                    published[sample_id] = _publish(lake, catalog, catalog_columns, record, sample, report, seconds,
-                                                   descriptions)
-                except SchemaConflict as exc:
-                    problem = InputProblem(file=record.source_uri, problem=str(exc), code="schema_conflict")
-                    failed[sample_id] = str(_fail(lake, record, problem).description)
+                    record = records[sample_id]
+                    sample = outcome.report.samples[record.sample_name]
+                    try:
+                        published[sample_id] = _publish(lake, catalog, catalog_columns, record, sample, outcome,
+                                                       descriptions)
+                    except SchemaConflict as exc:
+                        problem = InputProblem(file=record.source_uri, problem=str(exc), code="schema_conflict")
+                        failed[sample_id] = str(_fail(lake, record, problem).description)
+        finally:
+            if remote:
+                store.delete_prefix(f"{STAGING_PREFIX}/{batch}/")
     return published, failed
 
 
-def _publish(lake, catalog, catalog_columns, record: SampleRecord, sample, report, seconds: float,
+def _header_descriptions(lake: LakeResource, raw_key: str) -> dict[str, str]:
+    """Column descriptions from the VCF's header (read from the stream: a remote VCF is not downloaded)."""
+    store = lake.store()
+    local = store.local_path(raw_key)
+    if local is not None:
+        return header_descriptions(read_header(local))
+    with store.open_read(raw_key) as stream:
+        return header_descriptions(read_header_stream(stream, store.uri(raw_key)))
+
+
+def _staged_footer(store, staged: str) -> pq.FileMetaData:
+    if "://" not in staged:
+        return pq.read_metadata(staged)
+    key = _lake_key(store, staged)
+    size = store.head(key).size
+    return pq.read_metadata(pa.BufferReader(store.read_tail(key, min(size, FOOTER_TAIL_BYTES))))
+
+
+def _lake_key(store, uri: str) -> str:
+    root = store.uri("").rstrip("/") + "/"
+    if not uri.startswith(root):
+        raise ValueError(f"{uri} is not in the lake {root}")
+    return uri[len(root):]
+
+
+def _publish(lake, catalog, catalog_columns, record: SampleRecord, sample, outcome: JobOutcome,
              descriptions: dict[str, str]) -> dict:
     store = lake.store()
+    report = outcome.report
+    footers = {table: _staged_footer(store, sample.files[table]) for table in TABLES}
     added_columns: dict[str, list[str]] = {}
     for table in TABLES:
-        conflicts, added = schema_conflicts(Path(sample.files[table]), catalog_columns[table], catalog)
+        conflicts, added = schema_conflicts(footers[table].schema.to_arrow_schema(), catalog_columns[table], catalog)
         if conflicts:
             raise SchemaConflict(f"{table}: column types differ from the catalog: {conflicts}")
         added_columns[table] = added
     uris, sha256, schemas, writers = {}, {}, {}, {}
     for table in TABLES:
         key = partition_key(table, record.sample_id)
-        staged = Path(sample.files[table])
-        sha256[table] = sha256_of_file(staged)
-        footer = pq.read_metadata(staged)
+        staged = sample.files[table]
+        footer = footers[table]
         schemas[table] = table_schema(arrow_columns(footer.schema.to_arrow_schema()), descriptions)
         writers[table] = footer.created_by
-        stored = store.upload(staged, key)
+        if "://" in staged:  # staged in the lake by a remote engine: a server-side copy, never downloaded
+            sha256[table] = outcome.staged[record.sample_id][table]["sha256"]
+            stored = store.copy(_lake_key(store, staged), key)
+        else:
+            sha256[table] = sha256_of_file(Path(staged))
+            stored = store.upload(Path(staged), key)
         if stored.size != sample.bytes[table]:
             raise OSError(f"{store.uri(key)}: {stored.size} bytes stored, {sample.bytes[table]} written")
         uris[table] = store.uri(key)
     record.status, record.reason = "converted", None
     record.engine, record.engine_version = report.engine, report.engine_version
-    record.converted_at, record.conversion_seconds = utc_now(), round(seconds, 3)
+    record.converted_at, record.conversion_seconds = utc_now(), round(outcome.seconds, 3)
     record.records_read = report.records_read
     record.variant_rows, record.reference_block_rows = sample.variant_rows, sample.reference_block_rows
     record.variant_bytes, record.reference_block_bytes = sample.bytes[VARIANTS], sample.bytes[REFERENCE_BLOCKS]
@@ -200,13 +258,14 @@ def _checks(result: dict) -> list[dg.AssetCheckResult]:
         dg.AssetCheckSpec(SCHEMA_CHECK, asset=SAMPLE_VARIANTS,
                           description="The partition's columns are all in the catalog with the same types."),
     ],
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=25),
+    backfill_policy=samples_backfill_policy,
+    pool=CONVERSION_POOL,
     can_subset=False,
 )
 def sample_variants(context: dg.AssetExecutionContext, lake: LakeResource, converter: ConverterResource,
                     catalog: Catalog):
     keys = list(context.partition_keys)
-    published, failed = convert_samples(lake, converter, catalog, keys)
+    published, failed = convert_samples(lake, converter, catalog, keys, context=context, log=context.log.info)
     done = {k: published[k] for k in keys if k in published}
     if failed:
         fail_for_bad_partitions(context, list(ASSET_OF_TABLE.values()), done,

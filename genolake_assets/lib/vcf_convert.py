@@ -33,7 +33,7 @@ from genolake_assets.lib.vcf_rows import AlleleLayout, RowCounts, has_row_allele
 from genolake_assets.lib.vcf_source import body_chunks
 
 ENGINE = "genolake-arrow"
-ENGINE_VERSION = "2"  # 2: reference blocks no longer carry variant_id
+ENGINE_VERSION = "3"  # 2: reference blocks no longer carry variant_id; 3: calls, FILTER and split AD/PL as Hail
 # Text parsed per batch. Small enough that the pipeline's queues hold little; a multi-sample
 # file gets more, as each batch pays a fixed decoding cost per sample column.
 BLOCK_BYTES = 4 << 20
@@ -370,20 +370,33 @@ def convert_vcf(vcf_path: str | Path, out_dir: str | Path, samples: list[str] | 
     ``os.replace``; on any error nothing under ``out_dir`` changes.
     """
     out_dir = Path(out_dir)
-    _remove_abandoned_staging(out_dir / "_staging")
-    staging = out_dir / "_staging" / uuid.uuid4().hex
+    staging = new_staging_dir(out_dir)
     try:
-        report = convert_to_staging(vcf_path, staging, samples, progress)
-        for sample in report.samples.values():
-            for table, staged in list(sample.files.items()):
-                final = partition_dir(out_dir, table, sample.sample_id) / PART_NAME
-                final.parent.mkdir(parents=True, exist_ok=True)
-                Path(staged).replace(final)
-                sample.files[table] = str(final)
-        return report
+        return publish_staged(convert_to_staging(vcf_path, staging, samples, progress), out_dir)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            (out_dir / "_staging").rmdir()
-        except OSError:
-            pass
+        remove_staging_dir(staging)
+
+
+def new_staging_dir(out_dir: Path) -> Path:
+    """A fresh staging folder inside ``out_dir`` (same file system, so publishing is a rename)."""
+    _remove_abandoned_staging(out_dir / "_staging")
+    return out_dir / "_staging" / uuid.uuid4().hex
+
+
+def remove_staging_dir(staging: Path) -> None:
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.parent.rmdir()
+    except OSError:
+        pass
+
+
+def publish_staged(report: ConversionReport, out_dir: Path) -> ConversionReport:
+    """Move verified staged files into the lake layout under ``out_dir`` with ``os.replace``."""
+    for sample in report.samples.values():
+        for table, staged in list(sample.files.items()):
+            final = partition_dir(out_dir, table, sample.sample_id) / PART_NAME
+            final.parent.mkdir(parents=True, exist_ok=True)
+            Path(staged).replace(final)
+            sample.files[table] = str(final)
+    return report
