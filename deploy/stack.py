@@ -43,6 +43,10 @@ ENV_OUTPUTS: tuple[tuple[str, str], ...] = (
     ("GENOLAKE_BATCH_JOB_DEFINITION", "BatchJobDefinition"),
     ("GENOLAKE_FILE_CATALOG_TABLE", "FileCatalogTable"),
     ("GENOLAKE_PSEUDONYM_KEY_PARAMETER", "PseudonymKeyParameter"),
+    ("GENOLAKE_EMR_SERVICE_ROLE", "EmrServiceRoleArn"),
+    ("GENOLAKE_EMR_INSTANCE_PROFILE", "EmrInstanceProfileArn"),
+    ("GENOLAKE_EMR_SECURITY_CONFIGURATION", "EmrSecurityConfiguration"),
+    ("GENOLAKE_EMR_SUBNET_ID", "EmrSubnetId"),
 )
 """Environment variable ← stack output. GENOLAKE_PROFILE=aws (and AWS_REGION) are added; nothing else
 (no credentials)."""

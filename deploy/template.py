@@ -39,6 +39,15 @@ REFERENCE_BLOCKS_PREFIX = "reference_blocks/"
 REGISTRY_PREFIX = "registry/"
 ATHENA_RESULTS_PREFIX = "athena-results/"
 EMR_LOGS_PREFIX = "emr-logs/"
+"""Also holds the Hail job's Pipes messages (emr-logs/pipes/), which the cluster writes."""
+CODE_PREFIX = "code/"
+STAGING_CONVERT_PREFIX = "staging/convert/"
+"""Where the Hail job stages a batch's Parquet files and writes its result; the orchestrator publishes them."""
+"""The Hail job's script, package zip and bootstrap action, content-addressed (EmrHailConverter uploads them)."""
+EMR_COMPONENT_TAG = "genolake:component"
+EMR_COMPONENT = "hail-convert"
+"""The tag EmrHailConverter puts on its clusters; the orchestrator may create and act on only those."""
+EMR_CLUSTER_ARN = "arn:${AWS::Partition}:elasticmapreduce:${AWS::Region}:${AWS::AccountId}:cluster/*"
 ACCESS_LOG_PREFIX = "lake-access/"
 BATCH_LOG_GROUP = "/aws/batch/job"
 """Batch's default awslogs group; ``AwsBatchCompressionRunner.log_group`` reads the job's log from it."""
@@ -63,6 +72,12 @@ WILDCARD_RESOURCE_STATEMENTS: dict[str, dict[str, object]] = {
         "actions": "datasync:ListTaskExecutions",
         "why": "ListTaskExecutions supports no resource-level permissions; the transfer sensor filters by "
                "the task ARN in the request.",
+    },
+    "EmrRunJobFlowRequiresStar": {
+        "where": "OrchestratorPolicy",
+        "actions": "elasticmapreduce:RunJobFlow",
+        "why": "RunJobFlow creates the cluster, so there is no cluster ARN to name yet; the statement allows it only "
+               "with the genolake:component=hail-convert tag in the request, which every other EMR action needs.",
     },
     "EcrAuthorizationTokenRequiresStar": {
         "where": "BatchExecutionRole",
@@ -469,15 +484,16 @@ def catalog_resources() -> dict:
 # -- EMR ------------------------------------------------------------------------------------
 
 def emr_resources() -> dict:
-    read_prefixes = (RAW_VCF_PREFIX,)
-    write_prefixes = (VARIANTS_PREFIX, REFERENCE_BLOCKS_PREFIX, REGISTRY_PREFIX, EMR_LOGS_PREFIX)
+    read_prefixes = (RAW_VCF_PREFIX, CODE_PREFIX)
+    write_prefixes = (VARIANTS_PREFIX, REFERENCE_BLOCKS_PREFIX, REGISTRY_PREFIX, EMR_LOGS_PREFIX, STAGING_CONVERT_PREFIX)
     instance_statements = [
         {
             "Sid": "ListLakePrefixes", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": BUCKET_ARN,
             "Condition": {"StringLike": {"s3:prefix": list_prefixes(*read_prefixes, *write_prefixes)}},
         },
         {"Sid": "LocateLakeBucket", "Effect": "Allow", "Action": "s3:GetBucketLocation", "Resource": BUCKET_ARN},
-        {"Sid": "ReadRawVcf", "Effect": "Allow", "Action": "s3:GetObject", "Resource": bucket_objects(*read_prefixes)},
+        {"Sid": "ReadRawVcfAndJobCode", "Effect": "Allow", "Action": "s3:GetObject",
+         "Resource": bucket_objects(*read_prefixes)},
         {
             # Spark/Hail committers write temporary objects under the output prefix and delete them.
             "Sid": "WriteVariantPrefixes", "Effect": "Allow",
@@ -533,7 +549,7 @@ def emr_resources() -> dict:
         "EmrJobRole": {
             "Type": "AWS::IAM::Role",
             "Properties": {
-                "Description": "EMR cluster instances (Hail conversion): read raw/vcf/, write variants/, "
+                "Description": "EMR cluster instances (Hail conversion): read raw/vcf/ and code/, write variants/, "
                                "reference_blocks/, registry/ and the cluster logs",
                 # EC2 sends no aws:SourceArn/SourceAccount when an instance assumes its profile's role
                 "AssumeRolePolicyDocument": assume_role("ec2.amazonaws.com"),
@@ -813,6 +829,23 @@ def orchestrator_policy() -> dict:
          "Resource": sub("arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
                          f"{PSEUDONYM_SECRET_NAME}-??????")},
         kms_via("UseLakeKey", KMS_READ_WRITE, "s3", "dynamodb", "secretsmanager"),
+        # The Hail engine's transient clusters (EmrHailConverter): only clusters tagged as its own.
+        {"Sid": "EmrRunJobFlowRequiresStar", "Effect": "Allow", "Action": "elasticmapreduce:RunJobFlow",
+         "Resource": "*", "Condition": {"StringEquals": {f"aws:RequestTag/{EMR_COMPONENT_TAG}": EMR_COMPONENT}}},
+        {"Sid": "EmrTagNewClusters", "Effect": "Allow", "Action": "elasticmapreduce:AddTags",
+         "Resource": sub(EMR_CLUSTER_ARN),
+         "Condition": {"StringEquals": {f"aws:RequestTag/{EMR_COMPONENT_TAG}": EMR_COMPONENT}}},
+        # PutAutoTerminationPolicy: RunJobFlow's AutoTerminationPolicy may be checked as this action
+        {"Sid": "EmrFollowAndStopClusters", "Effect": "Allow",
+         "Action": ["elasticmapreduce:DescribeCluster", "elasticmapreduce:ListSteps", "elasticmapreduce:DescribeStep",
+                    "elasticmapreduce:TerminateJobFlows", "elasticmapreduce:PutAutoTerminationPolicy"],
+         "Resource": sub(EMR_CLUSTER_ARN),
+         "Condition": {"StringEquals": {f"aws:ResourceTag/{EMR_COMPONENT_TAG}": EMR_COMPONENT}}},
+        {"Sid": "PassEmrServiceRole", "Effect": "Allow", "Action": "iam:PassRole",
+         "Resource": getatt("EmrServiceRole", "Arn"),
+         "Condition": {"StringLike": {"iam:PassedToService": "elasticmapreduce.amazonaws.com*"}}},
+        {"Sid": "PassEmrJobRole", "Effect": "Allow", "Action": "iam:PassRole", "Resource": getatt("EmrJobRole", "Arn"),
+         "Condition": {"StringLike": {"iam:PassedToService": "ec2.amazonaws.com*"}}},
     ]
     datasync_statements = [
         {"Sid": "DataSyncTask", "Effect": "Allow", "Action": "datasync:StartTaskExecution",
@@ -876,10 +909,15 @@ def outputs() -> dict:
                                              ref("OrchestratorTransferPolicy"), "CreateDataSync"),
         "PseudonymKeyParameter": out("Secrets Manager secret holding the pseudonymisation key "
                                      "(GENOLAKE_PSEUDONYM_KEY_PARAMETER)", ref("PseudonymKey")),
-        "EmrServiceRoleArn": out("EMR service role", getatt("EmrServiceRole", "Arn")),
-        "EmrInstanceProfileArn": out("EMR instance profile (the EMR job role)", getatt("EmrInstanceProfile", "Arn")),
-        "EmrSecurityConfiguration": out("EMR security configuration", ref("EmrSecurityConfiguration")),
+        "EmrServiceRoleArn": out("EMR service role (GENOLAKE_EMR_SERVICE_ROLE)", getatt("EmrServiceRole", "Arn")),
+        "EmrInstanceProfileArn": out("EMR instance profile, the EMR job role (GENOLAKE_EMR_INSTANCE_PROFILE)",
+                                     getatt("EmrInstanceProfile", "Arn")),
+        "EmrSecurityConfiguration": out("EMR security configuration (GENOLAKE_EMR_SECURITY_CONFIGURATION)",
+                                        ref("EmrSecurityConfiguration")),
         "EmrLogUri": out("LogUri for EMR clusters", sub(f"s3://${{LakeBucket}}/{EMR_LOGS_PREFIX}")),
+        "EmrSubnetId": out("Subnet of the Hail EMR clusters: the first Batch subnet (GENOLAKE_EMR_SUBNET_ID); tag "
+                           "it for-use-with-amazon-emr-managed-policies=true",
+                           {"Fn::Select": [0, ref("BatchSubnetIds")]}),
     }
 
 

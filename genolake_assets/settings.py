@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROFILES = ("local", "aws")
+ENGINES = ("arrow", "hail")
+HAIL_INSTALLS = ("bootstrap", "custom_ami")
 PSEUDONYMISE_VARIABLE = "GENOLAKE_PSEUDONYMISE"
 PSEUDONYM_KEY_VARIABLE = "GENOLAKE_PSEUDONYM_KEY"
 PSEUDONYM_KEY_FILE_VARIABLE = "GENOLAKE_PSEUDONYM_KEY_FILE"
@@ -43,6 +45,26 @@ class Settings:
     """ARN or name of the Secrets Manager secret (or an SSM SecureString parameter ARN) holding the key
     (``GENOLAKE_PSEUDONYM_KEY_PARAMETER``). The key itself (``GENOLAKE_PSEUDONYM_KEY``) is never held
     here: it is read when ids are minted (:func:`pseudonym_key_text`), so it is in no config or repr."""
+    engine: str = "arrow"
+    """``GENOLAKE_ENGINE``: the VCF → Parquet engine, ``arrow`` (in-process) or ``hail`` (EMR in aws)."""
+    regions_bed: str | None = None
+    """``GENOLAKE_REGIONS_BED``: Hail engine only: convert only records whose position lies in this BED file's
+    intervals (a path locally, an s3:// URI on EMR)."""
+    samples_per_cluster: int = 100
+    """``GENOLAKE_SAMPLES_PER_CLUSTER``: how many samples one conversion run (one EMR cluster) takes."""
+    emr_release_label: str | None = None
+    """``GENOLAKE_EMR_*``: the Hail engine's cluster; None keeps the resource's default."""
+    emr_subnet_id: str | None = None
+    emr_service_role: str | None = None
+    emr_instance_profile: str | None = None
+    emr_security_configuration: str | None = None
+    emr_core_instances: int | None = None
+    emr_instance_type: str | None = None
+    """The core nodes' instance type."""
+    hail_install: str = "bootstrap"
+    """``GENOLAKE_HAIL_INSTALL``: ``bootstrap`` (pip on every node) or ``custom_ami``
+    (``GENOLAKE_EMR_CUSTOM_AMI_ID``, an AMI with Hail installed)."""
+    emr_custom_ami_id: str | None = None
 
     @property
     def athena_output_location(self) -> str | None:
@@ -74,7 +96,57 @@ class Settings:
             file_catalog_table=os.environ.get("GENOLAKE_FILE_CATALOG_TABLE") or "genolake-file-catalog",
             sensors_running=_sensors_running(os.environ.get("GENOLAKE_SENSORS", "running")),
             **_pseudonym_settings(),
+            **_engine_settings(),
         )
+
+
+def _choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    value = os.environ.get(name, "").strip().lower() or default
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def samples_per_run() -> int:
+    """``GENOLAKE_SAMPLES_PER_CLUSTER`` (default 100): samples per backfill run, and so per EMR cluster."""
+    return _positive_int("GENOLAKE_SAMPLES_PER_CLUSTER") or 100
+
+
+def _positive_int(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
+def _text(name: str) -> str | None:
+    return os.environ.get(name, "").strip() or None
+
+
+def _engine_settings() -> dict:
+    """The conversion engine and its EMR cluster (used by the aws profile's Hail engine only)."""
+    hail_install = _choice("GENOLAKE_HAIL_INSTALL", HAIL_INSTALLS, "bootstrap")
+    custom_ami_id = _text("GENOLAKE_EMR_CUSTOM_AMI_ID")
+    if hail_install == "custom_ami" and not custom_ami_id:
+        raise ValueError("GENOLAKE_HAIL_INSTALL=custom_ami needs GENOLAKE_EMR_CUSTOM_AMI_ID: "
+                         "an AMI with Hail installed")
+    samples_per_cluster = _positive_int("GENOLAKE_SAMPLES_PER_CLUSTER")
+    return {
+        "engine": _choice("GENOLAKE_ENGINE", ENGINES, "arrow"),
+        "regions_bed": _text("GENOLAKE_REGIONS_BED"),
+        "samples_per_cluster": samples_per_cluster if samples_per_cluster is not None else 100,
+        "emr_release_label": _text("GENOLAKE_EMR_RELEASE_LABEL"),
+        "emr_subnet_id": _text("GENOLAKE_EMR_SUBNET_ID"),
+        "emr_service_role": _text("GENOLAKE_EMR_SERVICE_ROLE"),
+        "emr_instance_profile": _text("GENOLAKE_EMR_INSTANCE_PROFILE"),
+        "emr_security_configuration": _text("GENOLAKE_EMR_SECURITY_CONFIGURATION"),
+        "emr_core_instances": _positive_int("GENOLAKE_EMR_CORE_INSTANCES"),
+        "emr_instance_type": _text("GENOLAKE_EMR_INSTANCE_TYPE"),
+        "hail_install": hail_install,
+        "emr_custom_ami_id": custom_ami_id,
+    }
 
 
 def _flag(name: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from genolake_assets.resources.athena import AthenaQueryEngine
 from genolake_assets.resources.catalog import DuckDbCatalog
 from genolake_assets.resources.compression_runner import AwsBatchCompressionRunner, LocalCompressionRunner
+from genolake_assets.resources.emr_hail import EmrHailConverter
 from genolake_assets.resources.engine import ConverterResource
 from genolake_assets.resources.file_catalog import DynamoDbFileCatalog, SqliteFileCatalog
 from genolake_assets.resources.glue_catalog import GlueCatalog
@@ -41,6 +42,7 @@ def build_resources(settings: Settings | None = None, transfer_config: TransferC
         # Without a task the transfer automation is stopped (no sequencer paths) and start() names what is missing.
         transfer = DataSyncTransfer(task_arn=transfer_config.task_arn or "", region=settings.region,
                                     endpoint_url=settings.endpoint_url)
+        converter = _emr_converter(settings) if settings.engine == "hail" else ConverterResource(engine="arrow")
     else:
         database = str(settings.home / "catalog.duckdb")
         catalog = DuckDbCatalog(database=database, lake_root=str(settings.home / "lake"))
@@ -51,10 +53,21 @@ def build_resources(settings: Settings | None = None, transfer_config: TransferC
                                  lake_root=str(settings.home / "lake"), state_dir=str(settings.home / "transfers"),
                                  destination_prefix=transfer_config.destination_prefix,
                                  quiet_seconds=transfer_config.quiet_seconds)
-    # Both profiles convert in-process: in aws the converter reads the landed VCF through the lake's
-    # local copy of the S3 object, until the EMR (Hail) engine of its own issue replaces it there.
-    return {"lake": lake, "catalog": catalog, "sql": sql, "converter": ConverterResource(),
+        converter = ConverterResource(engine=settings.engine, regions_bed=settings.regions_bed)
+    return {"lake": lake, "catalog": catalog, "sql": sql, "converter": converter,
             "compression_runner": runner, "file_catalog": file_catalog, "transfer": transfer}
+
+
+def _emr_converter(settings: Settings) -> EmrHailConverter:
+    """Hail on transient EMR clusters; a GENOLAKE_EMR_* setting left unset keeps the resource's default."""
+    given = {"release_label": settings.emr_release_label, "subnet_id": settings.emr_subnet_id,
+             "service_role": settings.emr_service_role, "job_flow_role": settings.emr_instance_profile,
+             "security_configuration": settings.emr_security_configuration,
+             "core_instance_count": settings.emr_core_instances, "core_instance_type": settings.emr_instance_type,
+             "custom_ami_id": settings.emr_custom_ami_id}
+    return EmrHailConverter(region=settings.region, endpoint_url=settings.endpoint_url, regions_bed=settings.regions_bed,
+                            hail_install=settings.hail_install,
+                            **{name: value for name, value in given.items() if value is not None})
 
 
 def _pseudonym_config(settings: Settings) -> dict:

@@ -498,7 +498,9 @@ def test_env_renders_the_outputs_into_the_aws_profile(deployed, rendered_env):
         assert env[variable] == outputs[output], variable
     expected = {"GENOLAKE_PROFILE", "GENOLAKE_S3_BUCKET", "GENOLAKE_KMS_KEY_ID", "GENOLAKE_GLUE_DATABASE",
                 "GENOLAKE_ATHENA_WORKGROUP", "GENOLAKE_ATHENA_OUTPUT", "GENOLAKE_BATCH_JOB_QUEUE",
-                "GENOLAKE_BATCH_JOB_DEFINITION", "GENOLAKE_FILE_CATALOG_TABLE", "GENOLAKE_PSEUDONYM_KEY_PARAMETER"}
+                "GENOLAKE_BATCH_JOB_DEFINITION", "GENOLAKE_FILE_CATALOG_TABLE", "GENOLAKE_PSEUDONYM_KEY_PARAMETER",
+                "GENOLAKE_EMR_SERVICE_ROLE", "GENOLAKE_EMR_INSTANCE_PROFILE", "GENOLAKE_EMR_SECURITY_CONFIGURATION",
+                "GENOLAKE_EMR_SUBNET_ID"}
     assert expected <= set(env) <= expected | {"AWS_REGION", "AWS_DEFAULT_REGION"}
 
 
@@ -525,6 +527,9 @@ def test_the_settings_read_the_rendered_env(rendered_env, monkeypatch, tmp_path)
     assert settings.athena_output_location == env["GENOLAKE_ATHENA_OUTPUT"]
     assert settings.file_catalog_table == env["GENOLAKE_FILE_CATALOG_TABLE"]
     assert settings.batch_job_queue == env["GENOLAKE_BATCH_JOB_QUEUE"]
+    assert settings.emr_service_role == env["GENOLAKE_EMR_SERVICE_ROLE"]
+    assert settings.emr_instance_profile == env["GENOLAKE_EMR_INSTANCE_PROFILE"]
+    assert settings.emr_subnet_id == env["GENOLAKE_EMR_SUBNET_ID"]
 
 
 # -- deploy through a change set, then destroy: the data stays ------------------------------------------
