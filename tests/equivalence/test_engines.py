@@ -173,3 +173,68 @@ def test_the_in_process_engine_refuses_a_bed_filter_rather_than_ignoring_it(tmp_
                                   regions_bed_uri=str(tmp_path / "x.bed"))
     with pytest.raises(EngineUnavailable, match="engine=hail"):
         ConverterResource(engine="arrow").convert_batch(None, manifest, None, print)
+
+
+def test_the_hail_engine_through_dagster_publishes_the_same_partitions(instance_and_resources, tmp_path):
+    """GENOLAKE_ENGINE=hail in the local profile: a real backfill run converts two samples with Hail (one
+    Spark job for the batch) and publishes what the in-process engine would have written."""
+    import dagster as dg
+
+    from tests.pipeline.helpers import INGEST_ASSETS, tick
+
+    instance, resources = instance_and_resources
+    store = resources["lake"].store()
+    for path in (GVCFS[0], GVCFS[1]):
+        store.upload(path, f"landing/{path.name}")
+    keys = sorted(r.partition_key for r in tick(instance, resources).run_requests)
+    result = dg.materialize(INGEST_ASSETS, instance=instance, resources=resources, tags={
+        "dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]})
+    assert result.success
+    events = {e.partition: e.materialization.metadata for e in result.get_asset_materialization_events()
+              if e.asset_key.path == ["sample_variants"]}
+    for key, vcf in zip(keys, (GVCFS[0], GVCFS[1])):
+        published = store.local_path(f"variants/sample_id={key}/part-00000.parquet")
+        arrow = convert_to_staging(vcf, tmp_path / key, sample_ids={key: key})
+        assert _rows(str(published)) == _rows(arrow.samples[key].files["variants"])
+        assert events[key]["engine"].value.startswith("genolake-hail")
+        assert events[key]["rows"].value == arrow.samples[key].variant_rows
+        assert events[key]["written_by"].value.startswith("parquet-cpp-arrow")  # genolake's writer, not Spark's
+    assert not list(store.list_objects("staging"))
+
+
+@pytest.fixture
+def instance_and_resources(monkeypatch, tmp_path):
+    import dagster as dg
+
+    from genolake_assets.resources.profile import build_resources
+    from genolake_assets.settings import Settings
+
+    monkeypatch.setenv("GENOLAKE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GENOLAKE_PROFILE", "local")
+    monkeypatch.setenv("GENOLAKE_ENGINE", "hail")
+    resources = build_resources(Settings.from_env())
+    assert resources["converter"].engine == "hail"
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield instance, resources
+
+
+def test_genolake_convert_with_the_hail_engine_writes_the_default_engines_lake(tmp_path):
+    import subprocess
+    import sys
+
+    vcf = EDGE_FILES[1]
+    for engine in ("arrow", "hail"):
+        done = subprocess.run([sys.executable, "-m", "genolake_assets.cli", "convert", "--engine", engine, "--quiet",
+                               str(vcf), str(tmp_path / engine)], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "records from" in done.stdout
+    for table in TABLES:
+        for sample_id in ("S1", "S2", "S3"):
+            files = [tmp_path / e / table / f"sample_id={sample_id}" / "part-00000.parquet" for e in ("arrow", "hail")]
+            assert _rows(str(files[0])) == _rows(str(files[1]))
+    assert not (tmp_path / "hail" / "_staging").exists()
+
+    bad = subprocess.run([sys.executable, "-m", "genolake_assets.cli", "convert", "--engine", "hail", "--quiet",
+                          str(BAD), str(tmp_path / "bad")], capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and str(BAD) in bad.stderr
+    assert not any((tmp_path / "bad").rglob("*.parquet"))
