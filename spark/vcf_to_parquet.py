@@ -284,7 +284,10 @@ def _finish_files(group: list[PreparedJob], intermediate: str) -> dict:
         job_id, table, name, source, target, schema, contig_rank, constants = task
         return (job_id, table, name), finish_sample_table(source, target, schema, contig_rank, constants)
 
-    return dict(hl.spark_context().parallelize(tasks, max(1, len(tasks))).map(finish).collect())
+    context = hl.spark_context()
+    # A few tasks per core: one Spark task per file cost a Python worker round trip each (200 for the cohort).
+    slices = max(1, min(len(tasks), 2 * context.defaultParallelism))
+    return dict(context.parallelize(tasks, slices).map(finish).collect())
 
 
 def _outcome(prepared: PreparedJob, per_sample: dict, staged: dict, seconds: float) -> JobOutcome:
