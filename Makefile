@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOME_DIR ?= $(CURDIR)/.genolake
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test ui benchmark benchmark-report benchmark-lookup benchmark-compress benchmark-engines deploy destroy env template clean
+.PHONY: install demo demo-hail test ui benchmark benchmark-report benchmark-lookup benchmark-compress benchmark-engines deploy destroy env template clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +21,10 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(BIN)/genolake demo --home $(HOME_DIR) --fresh
+
+# The same demo with the Hail engine on local Spark (one batch, a few minutes: Hail's place is a cluster).
+demo-hail: install
+	GENOLAKE_ENGINE=hail $(BIN)/genolake demo --home $(HOME_DIR)-hail --fresh
 
 test: install
 	$(BIN)/python -m pytest -q

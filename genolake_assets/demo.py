@@ -85,6 +85,10 @@ def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, ech
         wanted = set(by_file[""])
         by_file[""] = [key for key in instance.get_dynamic_partitions("samples") if key in wanted]
     echo(f"landing sensor: {sum(len(v) for v in by_file.values())} sample partitions from {len(by_file)} files")
+    if defs.resources["converter"].engine == "hail":  # one batch: one Spark session for every file
+        everything = {key for keys in by_file.values() for key in keys}
+        by_file = {"every landed file (one Hail batch)": [k for k in instance.get_dynamic_partitions("samples")
+                                                         if k in everything]}
 
     job = defs.resolve_job_def("ingest_samples")
     failures = 0

@@ -31,7 +31,7 @@ import pyarrow.fs as pafs
 
 from genolake_assets.lib.conversion_batch import BatchResult, ConversionJob, ConversionManifest, JobOutcome
 from genolake_assets.lib.errors import InputProblem, VcfFormatError
-from genolake_assets.lib.staged_tables import finish_sample_table, staged_uri
+from genolake_assets.lib.staged_tables import filesystem_for, finish_sample_table, staged_uri
 from genolake_assets.lib.variant_schema import REFERENCE_BLOCKS, SPLIT_REWRITTEN_FORMAT, TABLES, VARIANTS, schemas
 from genolake_assets.lib.vcf_convert import ConversionReport, SampleReport
 from genolake_assets.lib.vcf_header import VcfHeader, read_header_stream
@@ -41,26 +41,25 @@ ENGINE_VERSION = "1"
 SYMBOLIC_REFERENCE = ["<NON_REF>", "<*>"]
 SPANNING_DELETION = "*"
 UNKNOWN_CONTIG_LENGTH = 2**31 - 2
-ROW_COLUMNS = ("contig", "pos", "end", "ref", "alt", "variant_id", "rsid", "qual", "filters", "alleles",
-               "allele_index", "was_split", "undeclared_info")
 
 
 def _read_text(uri: str) -> str:
-    fs, path = pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), os.path.abspath(uri))
+    fs, path = filesystem_for(uri)
     with fs.open_input_stream(path) as stream:
         return stream.read().decode()
 
 
 def _write_text(uri: str, text: str) -> None:
-    fs, path = pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), os.path.abspath(uri))
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    fs, path = filesystem_for(uri)
+    if isinstance(fs, pafs.LocalFileSystem):  # object stores have no folders (S3 would get markers)
+        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
     with fs.open_output_stream(path) as stream:
         stream.write(text.encode())
 
 
 def read_vcf_header(uri: str) -> VcfHeader:
     """The header, streamed (a whole-genome gVCF is never downloaded for it)."""
-    fs, path = pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), os.path.abspath(uri))
+    fs, path = filesystem_for(uri)
     with fs.open_input_stream(path) as stream:
         return read_header_stream(stream, uri)
 

@@ -24,13 +24,16 @@ def each_partition(context: dg.AssetExecutionContext, keys: Sequence[str], work:
 
 
 def fail_for_bad_partitions(context: dg.AssetExecutionContext, asset_keys: Sequence[dg.AssetKey],
-                            done: dict, failed: dict[str, str], metadata_of: Callable[[str], dict]) -> None:
-    """Record the good partitions of a multi-partition run, then fail the run naming the bad ones."""
+                            done: dict, failed: dict[str, str],
+                            metadata_of: Callable[[str, dg.AssetKey], dict]) -> None:
+    """Record the good partitions of a multi-partition run, then fail the run naming the bad ones.
+
+    ``metadata_of(partition key, asset key)``: each asset's event describes its own files."""
     if not failed:
         return
     for key in done:
         for asset_key in asset_keys:
-            context.log_event(dg.AssetMaterialization(asset_key=asset_key, partition=key, metadata=metadata_of(key)))
+            context.log_event(dg.AssetMaterialization(asset_key=asset_key, partition=key, metadata=metadata_of(key, asset_key)))
     summary = "; ".join(f"{k}: {v}" for k, v in failed.items())
     raise dg.Failure(description=f"{len(failed)} of {len(done) + len(failed)} samples failed (quarantined): "
                      f"{summary}", metadata={"failed_samples": list(failed), "succeeded": len(done)})

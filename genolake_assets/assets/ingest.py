@@ -82,7 +82,7 @@ def raw_vcf(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
     started = time.perf_counter()
     done, failed = each_partition(context, context.partition_keys, lambda key: register_sample(lake, key))
     fail_for_bad_partitions(context, [context.asset_key], done, failed,
-                            lambda key: _metadata(done[key], lake.pseudonymise))
+                            lambda key, _asset: _metadata(done[key], lake.pseudonymise))
     for key, record in done.items():  # each partition's event describes its own sample
         context.add_asset_metadata(_metadata(record, lake.pseudonymise), partition_key=key)
     return dg.MaterializeResult(metadata={"samples_in_run": len(done),

@@ -32,6 +32,7 @@ from genolake_assets.resources.object_store import sha256_of_file
 SAMPLE_VARIANTS = dg.AssetKey("sample_variants")
 SAMPLE_REFERENCE_BLOCKS = dg.AssetKey("sample_reference_blocks")
 ASSET_OF_TABLE = {VARIANTS: SAMPLE_VARIANTS, REFERENCE_BLOCKS: SAMPLE_REFERENCE_BLOCKS}
+TABLE_OF_ASSET = {asset: table for table, asset in ASSET_OF_TABLE.items()}
 CATALOG_TABLE_OF = {VARIANTS: "variants", REFERENCE_BLOCKS: "reference_blocks"}
 ROWS_CHECK = "rows_match_records"
 SCHEMA_CHECK = "schema_matches_catalog"
@@ -123,7 +124,10 @@ def convert_samples(lake: LakeResource, converter: ConverterResource, catalog: C
                         failed[sample_id] = str(_fail(lake, record, problem).description)
         finally:
             if remote:
-                store.delete_prefix(f"{STAGING_PREFIX}/{batch}/")
+                try:
+                    store.delete_prefix(f"{STAGING_PREFIX}/{batch}/")
+                except Exception as exc:  # noqa: BLE001 - published samples stay published; say what is left
+                    log(f"warning: staged files under {store.uri(f'{STAGING_PREFIX}/{batch}')} were not removed: {exc}")
     return published, failed
 
 
@@ -146,7 +150,7 @@ def _staged_footer(store, staged: str) -> pq.FileMetaData:
 
 
 def _lake_key(store, uri: str) -> str:
-    root = store.uri("").rstrip("/") + "/"
+    root = store.root_uri.rstrip("/") + "/"
     if not uri.startswith(root):
         raise ValueError(f"{uri} is not in the lake {root}")
     return uri[len(root):]
@@ -270,7 +274,7 @@ def sample_variants(context: dg.AssetExecutionContext, lake: LakeResource, conve
     if failed:
         fail_for_bad_partitions(context, list(ASSET_OF_TABLE.values()), done,
                                 {k: v for k, v in failed.items()},
-                                lambda k: _table_metadata(done[k], VARIANTS, lake.pseudonymise))
+                                lambda k, asset: _table_metadata(done[k], TABLE_OF_ASSET[asset], lake.pseudonymise))
     first = done[keys[0]]
     for table, asset_key in ASSET_OF_TABLE.items():
         if len(keys) == 1:

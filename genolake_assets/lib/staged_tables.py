@@ -38,7 +38,8 @@ def staged_uri(staging_uri: str, table: str, sample_id: str) -> str:
     return f"{staging_uri.rstrip('/')}/{table}/sample_id={sample_id}/{PART_NAME}"
 
 
-def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+def filesystem_for(uri: str) -> tuple[pafs.FileSystem, str]:
+    """(file system, path in it) for a local path or a URI pyarrow knows (s3://…)."""
     if "://" in uri:
         return pafs.FileSystem.from_uri(uri)
     return pafs.LocalFileSystem(), str(Path(uri).resolve())
@@ -62,9 +63,9 @@ def finish_sample_table(source_uri: str, target_uri: str, schema: pa.Schema, con
                         constants: dict[str, str]) -> StagedFile:
     """Rewrite the engine's files for one sample and table (``source_uri``: a folder, possibly absent
     when the sample has no rows) into one verified Parquet file at ``target_uri``."""
-    source_fs, source_path = _filesystem(source_uri)
+    source_fs, source_path = filesystem_for(source_uri)
     info = source_fs.get_file_info(source_path)
-    target_fs, target_path = _filesystem(target_uri)
+    target_fs, target_path = filesystem_for(target_uri)
     with tempfile.TemporaryDirectory(prefix="genolake-finish-") as tmp:
         local = Path(tmp) / PART_NAME
         writer = SortedParquetWriter(local, schema, contig_rank)
@@ -81,7 +82,8 @@ def finish_sample_table(source_uri: str, target_uri: str, schema: pa.Schema, con
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
         size = local.stat().st_size
-        target_fs.create_dir(target_path.rsplit("/", 1)[0], recursive=True)
+        if isinstance(target_fs, pafs.LocalFileSystem):  # object stores have no folders (S3 would get markers)
+            target_fs.create_dir(target_path.rsplit("/", 1)[0], recursive=True)
         pafs.copy_files(str(local), target_path, source_filesystem=pafs.LocalFileSystem(),
                         destination_filesystem=target_fs)
     return StagedFile(target_uri, writer.rows, size, digest.hexdigest(), writer.sorted)

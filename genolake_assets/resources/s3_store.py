@@ -197,7 +197,11 @@ class S3ObjectStore(ObjectStore):
     def delete_prefix(self, prefix: str) -> int:
         if not prefix.strip("/"):
             raise ValueError("refusing to delete the whole lake: give a non-empty prefix")
-        doomed = (self._s3_key(obj.key) for obj in self.list_objects(prefix))
+        # Every listed key, as listed: tools such as pyarrow or EMRFS leave folder markers ('a/b/', 'b_$folder$')
+        # that are not keys genolake would write, and must go too. The prefix itself was validated.
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._s3_folder(prefix), PaginationConfig={"PageSize": self.page_size})
+        doomed = (entry["Key"] for page in pages for entry in page.get("Contents", []))
         deleted = 0
         for batch in _batches(doomed, MAX_KEYS_PER_DELETE):
             self._delete_batch(batch)
