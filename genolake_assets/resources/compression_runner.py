@@ -32,6 +32,7 @@ import dagster as dg
 from botocore.exceptions import ClientError
 from pydantic import PrivateAttr
 
+from genolake_assets.resources.processes import kill_process_group
 from genolake_assets.resources.s3_store import aws_client
 
 ENTRYPOINT_MODULE = "genolake_assets.jobs.bam_compress"
@@ -93,7 +94,7 @@ class LocalCompressionRunner(CompressionRunner):
             try:
                 timed_out = self._follow(process, tail, log)
             except BaseException:
-                _kill_group(process)
+                kill_process_group(process)
                 raise
         if timed_out:
             return RunnerOutcome(job_id, None, "FAILED", None, list(tail),
@@ -123,13 +124,13 @@ class LocalCompressionRunner(CompressionRunner):
         while True:
             remaining = deadline - _monotonic()
             if remaining <= 0:
-                _kill_group(process)
+                kill_process_group(process)
                 return True
             try:
                 line = lines.get(timeout=min(remaining, 0.5))
             except queue.Empty:
                 if process.poll() is not None:
-                    _kill_group(process)  # exited, but a leftover child still holds the output open
+                    kill_process_group(process)  # exited, but a leftover child still holds the output open
                 continue
             if line is None:
                 break
@@ -138,22 +139,9 @@ class LocalCompressionRunner(CompressionRunner):
         try:
             process.wait(timeout=max(deadline - _monotonic(), 0.01))
         except subprocess.TimeoutExpired:
-            _kill_group(process)
+            kill_process_group(process)
             return True
         return False
-
-
-def _kill_group(process: subprocess.Popen, grace_seconds: float = 5.0) -> None:
-    """SIGTERM the program's process group, then SIGKILL whatever is left of it."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=grace_seconds if sig == signal.SIGTERM else None)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 class AwsBatchCompressionRunner(CompressionRunner):

@@ -9,8 +9,6 @@ takes a :class:`ConversionManifest` and returns a :class:`BatchResult` of staged
 from __future__ import annotations
 
 import importlib.util
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,6 +25,7 @@ from genolake_assets.lib.errors import VcfFormatError
 from genolake_assets.lib.variant_schema import schemas
 from genolake_assets.lib.vcf_convert import ENGINE, ENGINE_VERSION, ConversionReport, convert_to_staging, verify_outputs
 from genolake_assets.lib.vcf_header import read_header
+from genolake_assets.resources.processes import kill_process_group
 
 ENGINES = ("arrow", "hail")
 SPARK_JOB = Path(__file__).resolve().parents[2] / "spark" / "vcf_to_parquet.py"
@@ -134,23 +133,12 @@ def _run_logged(command: list[str], log: Callable[[str], None], timeout_seconds:
     try:
         process.wait(timeout=timeout_seconds)
     except subprocess.TimeoutExpired:
-        _kill_group(process)
+        kill_process_group(process, grace_seconds=10.0)
         raise RuntimeError(f"the Hail job ran longer than {timeout_seconds} s and was stopped") from None
     except BaseException:
-        _kill_group(process)
+        kill_process_group(process, grace_seconds=10.0)
         raise
     reader.join(timeout=5)
     return process.returncode, list(tail)
 
 
-def _kill_group(process: subprocess.Popen, grace_seconds: float = 10.0) -> None:
-    """SIGTERM the job's process group (Spark's JVM included), then SIGKILL whatever is left."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=grace_seconds if sig == signal.SIGTERM else None)
-        except subprocess.TimeoutExpired:
-            pass
