@@ -25,10 +25,12 @@ from genolake_assets.lib.vcf_convert import convert_to_staging
 from genolake_assets.lib.vcf_header import read_header
 from genolake_assets.resources.engine import ConverterResource, EngineUnavailable
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "vcf"
-EDGE = Path(__file__).resolve().parents[1] / "data" / "vcf" / "engines"
-GVCFS = sorted((SHARED / "1kg_chr22_gvcf").glob("*.g.vcf.gz"))
-COHORT = SHARED / "1kg_chr20_100samples_GRCh37.vcf"
+REPO = Path(__file__).resolve().parents[2]
+BUNDLED = REPO / "data" / "vcf"  # the real data make demo ingests (a copy of ../shared/data/vcf)
+SHARED = REPO.parent / "shared" / "data" / "vcf"
+EDGE = REPO / "tests" / "data" / "vcf" / "engines"
+GVCFS = sorted((BUNDLED / "1kg_chr22_gvcf").glob("*.g.vcf.gz"))
+COHORT = BUNDLED / "1kg_chr20_100samples_GRCh37.vcf"
 EDGE_FILES = [EDGE / "edge_cases.g.vcf", EDGE / "edge_cases_cohort.vcf"]
 BAD = SHARED / "bad" / "malformed.vcf"
 
@@ -51,7 +53,7 @@ def converted(tmp_path_factory):
     """Both engines over the same files; Hail in one batch with a malformed VCF among them."""
     root = tmp_path_factory.mktemp("engines")
     files = [*GVCFS, COHORT, *EDGE_FILES]
-    assert len(GVCFS) == 40 and COHORT.is_file(), f"bundled data missing under {SHARED}"
+    assert len(GVCFS) == 40 and COHORT.is_file(), f"bundled data missing under {BUNDLED}"
     jobs = [_job(i, vcf, root / "hail") for i, vcf in enumerate([*files, BAD])]
     manifest = ConversionManifest(jobs, result_uri=str(root / "hail" / "result.json"))
     log: list[str] = []

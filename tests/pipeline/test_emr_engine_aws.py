@@ -51,7 +51,7 @@ from tests.resources.test_emr_hail import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-GVCF_DIR = Path("/work/shared/data/vcf/1kg_chr22_gvcf")
+GVCF_DIR = Path(__file__).resolve().parents[2] / "data" / "vcf" / "1kg_chr22_gvcf"
 GOOD = ("HG00308", "HG00313", "HG00339")
 BAD = "HG00323"
 TABLES = ("variants", "reference_blocks")
