@@ -61,7 +61,8 @@ def _convert_with_hail(args: argparse.Namespace):
     lake_dir = Path(args.lake_dir).resolve()
     staging = new_staging_dir(lake_dir)
     try:
-        job = ConversionJob("vcf0", str(Path(args.vcf).resolve()), {n: sample_id_for(n) for n in names},
+        # absolute(), not resolve(): errors name the file as the user gave it, not a symlink's target
+        job = ConversionJob("vcf0", str(Path(args.vcf).absolute()), {n: sample_id_for(n) for n in names},
                             str(staging / "vcf0"))
         manifest = ConversionManifest([job], result_uri=str(staging / "result.json"))
         log = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr))
