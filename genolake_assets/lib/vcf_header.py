@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genolake_assets.lib.errors import VcfFormatError
-from genolake_assets.lib.vcf_source import open_text_lines
+from genolake_assets.lib.vcf_source import PrependedStream, open_text_lines
 
 FIXED_COLUMNS = ("#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
 VALID_TYPES = {"Integer", "Float", "Flag", "String", "Character"}
@@ -138,31 +138,12 @@ def read_header_stream(stream: BinaryIO, name: str) -> VcfHeader:
     """The header of a VCF read from a binary stream (an S3 object, say), gzip/BGZF or plain; only the
     header's bytes are read."""
     head = stream.read(2)
-    raw = io.BufferedReader(_Prefixed(head, stream))
+    raw = io.BufferedReader(PrependedStream(head, stream))
     binary = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
     try:
         return parse_header(io.TextIOWrapper(binary, encoding="utf-8", errors="strict", newline=""), name)
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise VcfFormatError(name, f"cannot read the header: {exc}", code="not_vcf") from exc
-
-
-class _Prefixed(io.RawIOBase):
-    """A read-only stream: ``head`` (already read) then the rest of ``stream``."""
-
-    def __init__(self, head: bytes, stream: BinaryIO):
-        self._head, self._stream = head, stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        if self._head:
-            n = min(len(buffer), len(self._head))
-            buffer[:n], self._head = self._head[:n], self._head[n:]
-            return n
-        data = self._stream.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
 
 def parse_header(lines: Iterable[str], path: str) -> VcfHeader:

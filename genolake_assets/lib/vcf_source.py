@@ -134,7 +134,7 @@ def text_lines_of_stream(handle, label: str) -> Iterator[str]:
     import gzip
 
     head = handle.read(2)
-    body = io.BufferedReader(_Prepend(head, handle))
+    body = io.BufferedReader(PrependedStream(head, handle))
     raw = gzip.GzipFile(fileobj=body) if head == GZIP_MAGIC else body
     text = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
     try:
@@ -145,7 +145,9 @@ def text_lines_of_stream(handle, label: str) -> Iterator[str]:
         raise VcfFormatError(label, f"cannot decompress: {exc}", code="corrupt_compression") from exc
 
 
-class _Prepend(io.RawIOBase):
+class PrependedStream(io.RawIOBase):
+    """A read-only stream: ``head`` (bytes already read, e.g. to sniff the format) then the rest of ``handle``."""
+
     def __init__(self, head: bytes, handle):
         self._head, self._handle = head, handle
 
