@@ -5,21 +5,54 @@ BIN := $(VENV)/bin
 HOME_DIR ?= $(CURDIR)/.genolake
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo demo-hail test ui benchmark benchmark-report benchmark-lookup benchmark-compress benchmark-engines deploy destroy env template clean
+.PHONY: install install-base check-lock lock demo demo-hail test ui benchmark benchmark-report benchmark-lookup benchmark-compress benchmark-engines deploy destroy env template clean
 
-install: $(VENV)/.installed
+# Every install comes from the lock (uv.lock, requirements/*.txt, all with hashes); `make lock` moves it.
+TOOLS := .venv-tools
+UV := $(TOOLS)/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_NO_PROGRESS := 1
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	# The hail extra (hail 0.2.139 + pyspark 3.5, ~600 MB) runs the engine-equivalence tests and engine=hail.
-	$(BIN)/pip install --quiet -e '.[test,hail]'
-	# checkov pins boto3 1.35 and packaging<24, which genolake cannot use: it gets a venv of its own.
-	$(PYTHON) -m venv .venv-checkov
-	.venv-checkov/bin/pip install --quiet checkov==3.3.30
+# uv itself, pinned and hash-checked (requirements/uv.txt), in a venv of its own.
+$(UV): requirements/uv.txt
+	rm -rf $(TOOLS)
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --no-deps --require-hashes -r requirements/uv.txt
+
+# The base install: what the demo and a lab's deployment need (no Hail, no test tools).
+install-base: $(VENV)/.installed-base
+
+$(VENV)/.installed-base: uv.lock pyproject.toml $(UV)
+	$(UV) sync --locked --inexact --python $(PYTHON)
 	touch $@
 
-demo: install
+# Everything the suite runs: base + test + hail extras (hail 0.2.139 + pyspark 3.5, ~600 MB, runs the
+# engine-equivalence tests and engine=hail), and checkov in a venv of its own (it pins boto3 1.35 and
+# packaging<24, which genolake cannot use).
+install: $(VENV)/.installed
+
+$(VENV)/.installed: uv.lock pyproject.toml requirements/checkov.txt $(UV)
+	$(UV) sync --locked --all-extras --python $(PYTHON)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) .venv-checkov
+	$(UV) pip sync --quiet --require-hashes --python .venv-checkov/bin/python requirements/checkov.txt
+	touch $@ $(VENV)/.installed-base
+
+# Proves the environment is exactly the lock: nothing missing, nothing extra.
+check-lock: install
+	$(UV) sync --locked --all-extras --check --python $(PYTHON)
+	$(UV) pip sync --dry-run --strict --require-hashes --python .venv-checkov/bin/python requirements/checkov.txt
+
+# Moves every dependency to its newest allowed release, then runs the whole suite on the new set.
+# A lock change lands only with this green.
+lock: $(UV)
+	$(UV) lock --upgrade --python $(PYTHON)
+	$(UV) pip compile --quiet --upgrade --universal --generate-hashes --python-version 3.11 requirements/uv.in -o requirements/uv.txt
+	$(UV) pip compile --quiet --upgrade --universal --generate-hashes --python-version 3.11 requirements/checkov.in -o requirements/checkov.txt
+	$(UV) pip compile --quiet --upgrade --universal --generate-hashes --python-version 3.11 requirements/polars-bio.in -o requirements/polars-bio.txt
+	$(MAKE) test
+
+demo: install-base
 	$(BIN)/genolake demo --home $(HOME_DIR) --fresh
 
 # The same demo with the Hail engine on local Spark (one batch, a few minutes: Hail's place is a cluster).
@@ -27,9 +60,9 @@ demo-hail: install
 	GENOLAKE_ENGINE=hail $(BIN)/genolake demo --home $(HOME_DIR)-hail --fresh
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
-ui: install
+ui: install-base
 	$(BIN)/python -m genolake_assets.ui_server --home $(HOME_DIR) --port 3000
 
 benchmark: install
@@ -50,17 +83,17 @@ benchmark-engines: install
 STAGE ?= dev
 
 # AWS: one CloudFormation stack (deploy/README.md). Credentials come from the usual AWS environment/profile.
-template: install
+template: install-base
 	$(BIN)/python deploy/template.py
 
-deploy: install
+deploy: install-base
 	$(BIN)/python deploy/stack.py deploy --stage $(STAGE) $(if $(PARAMETERS),--parameters $(PARAMETERS))
 
-destroy: install
+destroy: install-base
 	$(BIN)/python deploy/stack.py destroy --stage $(STAGE)
 
-env: install
+env: install-base
 	$(BIN)/python deploy/stack.py env --stage $(STAGE) --out .env
 
 clean:
-	rm -rf $(VENV) .venv-checkov $(HOME_DIR) .pytest_cache
+	rm -rf $(VENV) .venv-checkov $(TOOLS) $(HOME_DIR) .pytest_cache

@@ -1,6 +1,7 @@
 """An isolated venv for polars-bio, created on first use.
 
-polars-bio 0.36 needs polars<2 and pyarrow<25; the project needs pyarrow>=26.
+polars-bio 0.36 needs polars<2 and pyarrow<25; the project needs pyarrow>=26. Its set is locked with hashes in
+requirements/polars-bio.txt (moved by `make lock`) and installed by the project's pinned uv.
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-VENV_DIR = Path(__file__).resolve().parent / ".venv-polarsbio"
+REPO = Path(__file__).resolve().parent.parent
+VENV_DIR = REPO / "benchmarks" / ".venv-polarsbio"
+LOCKED_REQUIREMENTS = REPO / "requirements" / "polars-bio.txt"
+UV = REPO / ".venv-tools" / "bin" / "uv"
 VENV_PYTHON = VENV_DIR / "bin" / "python"
 
 
@@ -34,8 +38,11 @@ def ensure_polars_bio_python(log=print) -> Path:
     if VENV_PYTHON.exists() and _can_import():
         return VENV_PYTHON
     log(f"creating {VENV_DIR.name} and installing polars-bio (one-off)...")
-    _run_step([sys.executable, "-m", "venv", "--clear", str(VENV_DIR)], "python -m venv")
-    _run_step([str(VENV_PYTHON), "-m", "pip", "install", "--quiet", "polars-bio"], "pip install polars-bio")
+    if not UV.exists():
+        raise PolarsBioUnavailable(f"{UV} is missing: `make install` installs the project's pinned uv")
+    _run_step([sys.executable, "-m", "venv", "--clear", "--without-pip", str(VENV_DIR)], "python -m venv")
+    _run_step([str(UV), "pip", "sync", "--quiet", "--require-hashes", "--python", str(VENV_PYTHON),
+               str(LOCKED_REQUIREMENTS)], f"uv pip sync {LOCKED_REQUIREMENTS.name}")
     if not _can_import():
         raise PolarsBioUnavailable("polars_bio installed but does not import")
     return VENV_PYTHON

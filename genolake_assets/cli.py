@@ -77,9 +77,15 @@ def _convert_with_hail(args: argparse.Namespace):
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from genolake_assets.demo import DEFAULT_DATA, run_demo
+    from genolake_assets.demo import DEFAULT_DATA, run_demo, vcfs_to_land
 
-    summary = run_demo(Path(args.home), Path(args.data) if args.data else DEFAULT_DATA, fresh=args.fresh)
+    data_dir = Path(args.data) if args.data else DEFAULT_DATA
+    try:
+        vcfs_to_land(data_dir)
+    except (FileNotFoundError, ValueError) as problem:
+        print(f"genolake demo: {problem}", file=sys.stderr)
+        return 2
+    summary = run_demo(Path(args.home), data_dir, fresh=args.fresh)
     print(f"""
 genolake demo done in {summary.seconds:.1f} s
   samples:           {summary.samples} ({summary.converted} converted, {summary.quarantined} quarantined)
@@ -264,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "zone, registers one Dagster partition per sample with the landing sensor, converts every "
                     "sample, registers the tables in the local DuckDB catalog and prints a summary.")
     demo.add_argument("--home", default=".genolake", help="the local lake home (default: ./.genolake)")
-    demo.add_argument("--data", default=None, help="folder of VCFs to land (default: the bundled data/vcf)")
+    demo.add_argument("--data", default=None, help="folder of VCFs to land: every *.vcf, *.vcf.gz and *.vcf.bgz under it, sub-folders included (default: the bundled data/vcf)")
     demo.add_argument("--fresh", action="store_true", help="delete the home first")
     demo.set_defaults(run=_demo)
 

@@ -7,6 +7,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from genolake_assets.lib.lake_layout import VCF_SUFFIXES, is_vcf_key
+
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "data" / "vcf"
 DEFAULT_BAMS = Path(__file__).resolve().parents[1] / "data" / "bam"
 DEFAULT_CLINVAR = Path(__file__).resolve().parents[1] / "data" / "clinvar" / "variant_summary_2021-01.first86362rows.txt.gz"
@@ -41,16 +43,31 @@ class DemoSummary:
     seconds: float
 
 
-def bundled_vcfs(data_dir: Path) -> list[Path]:
-    files = sorted(data_dir.glob("1kg_chr22_gvcf/*.g.vcf.gz")) + sorted(data_dir.glob("*.vcf"))
+def vcfs_to_land(data_dir: Path) -> list[Path]:
+    """Every VCF (``*.vcf``, ``*.vcf.gz``, ``*.vcf.bgz``) under ``data_dir``, in sub-folders too.
+
+    Landing keys are file names, so two files of one name in different folders are refused up front.
+    """
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"{data_dir} is not a folder of VCFs")
+    files = sorted(path for path in data_dir.rglob("*") if path.is_file() and is_vcf_key(path.name))
     if not files:
-        raise FileNotFoundError(f"no bundled VCFs under {data_dir}")
+        raise FileNotFoundError(f"no VCFs (*{', *'.join(VCF_SUFFIXES)}) under {data_dir}")
+    by_name: dict[str, list[Path]] = defaultdict(list)
+    for path in files:
+        by_name[path.name].append(path)
+    clashes = {name: paths for name, paths in by_name.items() if len(paths) > 1}
+    if clashes:
+        name, paths = next(iter(clashes.items()))
+        raise ValueError(f"{len(clashes)} file name(s) occur twice under {data_dir}, e.g. {name}: "
+                         f"{', '.join(str(p) for p in paths)}; landing keys are file names, rename one")
     return files
 
 
 def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, echo=print,
              clinvar: Path = DEFAULT_CLINVAR) -> DemoSummary:
     started = time.perf_counter()
+    vcfs = vcfs_to_land(data_dir)  # before --fresh removes anything
     home = home.resolve()
     if fresh and home.exists():
         shutil.rmtree(home)
@@ -70,9 +87,9 @@ def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, ech
     instance = dg.DagsterInstance.get()
     lake = defs.resources["lake"]
     store = lake.store()
-    for path in bundled_vcfs(data_dir):
+    for path in vcfs:
         store.upload(path, f"landing/{path.name}")
-    echo(f"landed {len(bundled_vcfs(data_dir))} VCFs in {store.uri('landing')}/")
+    echo(f"landed {len(vcfs)} VCFs in {store.uri('landing')}/")
 
     result = landing_sensor(dg.build_sensor_context(instance=instance, resources={"lake": lake}))
     for request in result.dynamic_partitions_requests or []:

@@ -105,18 +105,36 @@ class DagsterDev:
         self.stop()
 
 
+class StopRequested(Exception):
+    """SIGTERM or SIGHUP reached the launcher: stop the server group as Ctrl-C does."""
+
+
+def _request_stop(signum, _frame) -> None:
+    raise StopRequested(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run dagster dev on 127.0.0.1 for a genolake home until Ctrl-C.")
+    parser = argparse.ArgumentParser(description="Run dagster dev on 127.0.0.1 for a genolake home until Ctrl-C, "
+                                                 "SIGTERM or SIGHUP, then stop its whole process group.")
     parser.add_argument("--home", default=".genolake")
     parser.add_argument("--port", type=int, default=3000)
     args = parser.parse_args(argv)
-    with DagsterDev(Path(args.home), args.port, log_path=None) as server:
+    server = DagsterDev(Path(args.home), args.port, log_path=None)
+    # systemd, `docker stop` and CI runners send SIGTERM; a closed terminal sends SIGHUP. Left to their
+    # default, the launcher would exit alone and orphan dagster dev, its webserver, daemon and code server.
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, _request_stop)
+    try:
+        server.start()
         print(f"Dagster UI: {server.url} (log: {server.log_path}); Ctrl-C to stop", flush=True)
-        try:
-            while server.process and server.process.poll() is None:
-                time.sleep(1)
-        except KeyboardInterrupt:
-            pass
+        while server.process and server.process.poll() is None:
+            time.sleep(1)
+    except (KeyboardInterrupt, StopRequested):
+        pass
+    finally:
+        for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(stop_signal, signal.SIG_IGN)  # a second signal must not cut the stop short
+        server.stop()
     return 0
 
 
