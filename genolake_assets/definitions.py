@@ -15,7 +15,7 @@ from genolake_assets.assets.partitions import samples_partitions
 from genolake_assets.assets.reports import drug_response_report
 from genolake_assets.assets.tables import reference_blocks_table, samples_table, variants_table
 from genolake_assets.assets.variants import sample_variants
-from genolake_assets.resources.profile import build_resources
+from genolake_assets.resources.profile import build_resources, deployment_resources
 from genolake_assets.sensors.alignments import alignment_landing_sensor, compress_alignments, register_references
 from genolake_assets.sensors.transfers import build_transfer_automation
 from genolake_assets.sensors.landing import INGEST_JOB_NAME, landing_sensor
@@ -59,6 +59,8 @@ lifecycle_job = dg.define_asset_job(
 
 settings = Settings.from_env()
 transfer_config = TransferConfig.from_env()
+resources = build_resources(settings, transfer_config)
+"""The deployment's resource objects (for code that runs the jobs in process, like the demo)."""
 transfer_schedules, transfer_sensors = build_transfer_automation(transfer_config)
 
 # NCBI publishes variant_summary weekly; fetch it on Monday mornings. On by default where the lake
@@ -77,5 +79,5 @@ defs = dg.Definitions(
           register_references, lifecycle_job, start_sequencer_transfer],
     schedules=[weekly_clinvar, *transfer_schedules],
     sensors=[landing_sensor, alignment_landing_sensor, *transfer_sensors],
-    resources=build_resources(settings, transfer_config),
+    resources=deployment_resources(resources),
 )

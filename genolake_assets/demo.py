@@ -78,14 +78,17 @@ def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, ech
         # cohort_writer (the cohort table) must have one writer at a time: pools default to a limit of 1.
         settings.write_text("telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n")
     os.environ.update(GENOLAKE_PROFILE="local", GENOLAKE_HOME=str(home), DAGSTER_HOME=str(dagster_home))
+    # The demo's ClinVar is a bundled file: the demo, as its operator, allows that one folder.
+    allowed = [p for p in os.environ.get("GENOLAKE_CLINVAR_LOCAL_DIRS", "").split(os.pathsep) if p]
+    os.environ["GENOLAKE_CLINVAR_LOCAL_DIRS"] = os.pathsep.join([*allowed, str(clinvar.resolve().parent)])
 
     import dagster as dg
 
-    from genolake_assets.definitions import defs
+    from genolake_assets.definitions import defs, resources
     from genolake_assets.sensors.landing import landing_sensor
 
     instance = dg.DagsterInstance.get()
-    lake = defs.resources["lake"]
+    lake = resources["lake"]
     store = lake.store()
     for path in vcfs:
         store.upload(path, f"landing/{path.name}")
@@ -102,7 +105,7 @@ def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, ech
         wanted = set(by_file[""])
         by_file[""] = [key for key in instance.get_dynamic_partitions("samples") if key in wanted]
     echo(f"landing sensor: {sum(len(v) for v in by_file.values())} sample partitions from {len(by_file)} files")
-    if defs.resources["converter"].engine == "hail":  # one batch: one Spark session for every file
+    if resources["converter"].engine == "hail":  # one batch: one Spark session for every file
         everything = {key for keys in by_file.values() for key in keys}
         by_file = {"every landed file (one Hail batch)": [k for k in instance.get_dynamic_partitions("samples")
                                                          if k in everything]}
@@ -139,9 +142,9 @@ def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, ech
         echo(f"report {name}: {meta['rows']} rows over {meta['cohort_samples']} samples "
              f"({meta['query_seconds'] * 1000:.0f} ms, {meta['bytes_scanned']:,} bytes read)")
     alignments = _compress_bams(defs, instance, store, lake, echo)
-    summary = _summary(home, dagster_home, defs.resources["catalog"], store, cohort_meta, clinvar_meta, reports,
+    summary = _summary(home, dagster_home, resources["catalog"], store, cohort_meta, clinvar_meta, reports,
                        time.perf_counter() - started)
-    summary.alignments, summary.file_catalog = alignments, defs.resources["file_catalog"].describe()
+    summary.alignments, summary.file_catalog = alignments, resources["file_catalog"].describe()
     return summary
 
 

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from genolake_assets.lib.fetch import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS, NCBI_CLINVAR_PREFIX, SourcePolicy
+
 PROFILES = ("local", "aws")
 ENGINES = ("arrow", "hail")
 HAIL_INSTALLS = ("bootstrap", "custom_ami")
@@ -65,6 +67,10 @@ class Settings:
     """``GENOLAKE_HAIL_INSTALL``: ``bootstrap`` (pip on every node) or ``custom_ami``
     (``GENOLAKE_EMR_CUSTOM_AMI_ID``, an AMI with Hail installed)."""
     emr_custom_ami_id: str | None = None
+    clinvar_sources: SourcePolicy = SourcePolicy()
+    """Where a ClinVar ``uri`` may point: ``GENOLAKE_CLINVAR_SOURCES`` (URL prefixes, default NCBI's ClinVar
+    folder), ``GENOLAKE_CLINVAR_LOCAL_DIRS`` (folders, none by default), ``GENOLAKE_CLINVAR_MAX_BYTES`` and
+    ``GENOLAKE_CLINVAR_MAX_SECONDS`` (docs/security.md)."""
 
     @property
     def athena_output_location(self) -> str | None:
@@ -95,6 +101,7 @@ class Settings:
             batch_job_definition=os.environ.get("GENOLAKE_BATCH_JOB_DEFINITION") or "genolake-bam-compress",
             file_catalog_table=os.environ.get("GENOLAKE_FILE_CATALOG_TABLE") or "genolake-file-catalog",
             sensors_running=_sensors_running(os.environ.get("GENOLAKE_SENSORS", "running")),
+            clinvar_sources=clinvar_source_policy(),
             **_pseudonym_settings(),
             **_engine_settings(),
         )
@@ -147,6 +154,16 @@ def _engine_settings() -> dict:
         "hail_install": hail_install,
         "emr_custom_ami_id": custom_ami_id,
     }
+
+
+def clinvar_source_policy() -> SourcePolicy:
+    """The operator's ClinVar source rules; refused here, when the code location loads, if malformed."""
+    prefixes = os.environ.get("GENOLAKE_CLINVAR_SOURCES", "").replace(",", " ").split() or [NCBI_CLINVAR_PREFIX]
+    folders = [Path(p).expanduser() for p in os.environ.get("GENOLAKE_CLINVAR_LOCAL_DIRS", "").split(os.pathsep)
+               if p.strip()]
+    return SourcePolicy(allowed_prefixes=tuple(prefixes), local_dirs=tuple(folders),
+                        max_bytes=_positive_int("GENOLAKE_CLINVAR_MAX_BYTES") or DEFAULT_MAX_BYTES,
+                        max_seconds=float(_positive_int("GENOLAKE_CLINVAR_MAX_SECONDS") or DEFAULT_MAX_SECONDS))
 
 
 def _flag(name: str) -> bool:

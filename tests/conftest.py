@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -12,6 +13,15 @@ from moto.server import ThreadedMotoServer
 from genolake_assets.resources.s3_store import s3_client
 
 DATA_VCF = Path(__file__).resolve().parent / "data" / "vcf"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def clinvar_files_from_the_test_data(monkeypatch, tmp_path_factory):
+    """Tests read ClinVar from the repo's data and their own temporary folders: the operator's allow-list
+    (GENOLAKE_CLINVAR_LOCAL_DIRS) names those folders, as a deployment names its mirror."""
+    folders = [REPO / "tests" / "data", REPO / "data", tmp_path_factory.getbasetemp()]
+    monkeypatch.setenv("GENOLAKE_CLINVAR_LOCAL_DIRS", os.pathsep.join(str(folder) for folder in folders))
 
 
 @pytest.fixture

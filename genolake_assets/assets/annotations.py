@@ -20,7 +20,8 @@ from genolake_assets.assets.schemas import (
 
 from genolake_assets.lib.clinvar_convert import ClinvarFormatError, convert_clinvar, detect_clinvar_format
 from genolake_assets.lib.clinvar_schema import CLINVAR_SCHEMA
-from genolake_assets.lib.fetch import fetch, file_name_of
+from genolake_assets.lib.fetch import SourceRefused, fetch, file_name_of
+from genolake_assets.settings import clinvar_source_policy
 from genolake_assets.lib.lake_layout import (
     CLINVAR_PARTITION_KEYS, CLINVAR_PUBLISHED_KEY, CLINVAR_REJECTED_PREFIX, CLINVAR_SNAPSHOT_KEY,
     CLINVAR_SOURCE_KEY, CLINVAR_TABLE_PREFIX, clinvar_raw_key, clinvar_snapshot_prefix,
@@ -40,8 +41,9 @@ _CLINVAR_SCHEMA = table_schema(arrow_columns(CLINVAR_SCHEMA), CLINVAR_COLUMNS)
 
 class ClinvarSourceConfig(dg.Config):
     uri: str = Field(default=NCBI_VARIANT_SUMMARY,
-                     description="variant_summary.txt.gz or a ClinVar VCF: a local path or an http(s)/ftp URL "
-                                 "(default: NCBI's weekly variant_summary)")
+                     description="variant_summary.txt.gz or a ClinVar VCF: a URL under an allowed source (NCBI's "
+                                 "ClinVar folder unless the operator lists others) or a file in a folder the "
+                                 "operator allowed (default: NCBI's weekly variant_summary)")
     release: str | None = Field(default=None, description="Release label; by default taken from the file "
                                                        "(VCF fileDate, dated file name) or the server's Last-Modified")
 
@@ -71,7 +73,10 @@ def clinvar_source(context: dg.AssetExecutionContext, config: ClinvarSourceConfi
     started = time.perf_counter()
     name = file_name_of(config.uri)
     local = lake.scratch / "clinvar_fetch" / name
-    last_modified = fetch(config.uri, local)
+    try:
+        last_modified = fetch(config.uri, local, clinvar_source_policy())
+    except (SourceRefused, FileNotFoundError) as refused:
+        raise dg.Failure(description=str(refused), metadata={"uri": config.uri}) from None
     try:
         source_format = detect_clinvar_format(local)
     except ClinvarFormatError as error:

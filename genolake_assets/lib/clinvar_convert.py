@@ -103,8 +103,9 @@ def detect_clinvar_format(path: str | Path) -> str:
                                      "INFO field in its header", code="not_clinvar")
     finally:
         lines.close()
-    raise ClinvarFormatError(str(path), f"not a ClinVar file: the first line starts {first[:40]!r}; expected "
-                             "'#AlleleID<TAB>…' (variant_summary) or '##fileformat=VCF' (ClinVar VCF)", line=1,
+    # Never quote what was read: the source could be any file a launcher managed to point at.
+    raise ClinvarFormatError(str(path), "not a ClinVar file: its first line is neither variant_summary's header "
+                             "('#AlleleID<TAB>…') nor '##fileformat=VCF' (ClinVar VCF)", line=1,
                              code="not_clinvar")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dagster as dg
+
 from genolake_assets.resources.athena import AthenaQueryEngine
 from genolake_assets.resources.catalog import DuckDbCatalog
 from genolake_assets.resources.compression_runner import AwsBatchCompressionRunner, LocalCompressionRunner
@@ -56,6 +58,27 @@ def build_resources(settings: Settings | None = None, transfer_config: TransferC
         converter = ConverterResource(engine=settings.engine, regions_bed=settings.regions_bed)
     return {"lake": lake, "catalog": catalog, "sql": sql, "converter": converter,
             "compression_runner": runner, "file_catalog": file_catalog, "transfer": transfer}
+
+
+DEPLOYMENT_ONLY = ("set by the deployment (GENOLAKE_* environment, GENOLAKE_TRANSFER_CONFIG), validated at "
+                   "start-up; run config cannot change it (docs/security.md)")
+
+
+def deployment_resources(resources: dict) -> dict[str, dg.ResourceDefinition]:
+    """``resources`` bound as deployment configuration: a run may use them but not reconfigure them.
+
+    A ``ConfigurableResource`` handed to ``Definitions`` exposes every field as run config, so anyone who can
+    launch a run (Launchpad, GraphQL ``launchRun``) could point the lake, the transfer or the compression
+    program elsewhere, or switch pseudonymisation off. Each resource here has an empty config schema instead:
+    a launch that sets ``resources.<name>.config.<field>`` fails config validation before the run starts.
+    """
+    return {name: _deployment_only(resource) for name, resource in resources.items()}
+
+
+def _deployment_only(resource) -> dg.ResourceDefinition:
+    return dg.ResourceDefinition(resource_fn=lambda _context: resource,
+                                 config_schema=dg.Field({}, is_required=False, description=DEPLOYMENT_ONLY),
+                                 description=f"{type(resource).__name__}: {DEPLOYMENT_ONLY}")
 
 
 def _emr_converter(settings: Settings) -> EmrHailConverter:

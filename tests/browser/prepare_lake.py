@@ -20,10 +20,10 @@ def main(home: Path) -> None:
 
     import dagster as dg
 
-    from genolake_assets.definitions import defs
+    from genolake_assets.definitions import defs, resources
     from genolake_assets.sensors.landing import landing_sensor
 
-    lake = defs.resources["lake"]
+    lake = resources["lake"]
     for name in SAMPLES:
         lake.store().upload(DATA_VCF / name, f"landing/{name}")
     with dg.DagsterInstance.get() as instance:

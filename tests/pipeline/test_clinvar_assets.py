@@ -111,6 +111,28 @@ def test_not_clinvar_is_refused_at_the_source(instance, resources, tmp_path):
     assert "notes.txt" in str(failure.event_specific_data.error)
 
 
+def failure_text(result) -> str:
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    return str(failure.event_specific_data.error)
+
+
+def test_a_launcher_cannot_read_host_files_or_see_what_a_non_clinvar_file_holds(instance, resources, tmp_path):
+    """Issue 21, High 2: /etc/passwd and file:// are refused; a key file the run may read is never echoed."""
+    for uri in ("/etc/passwd", "file:///etc/passwd", "http://169.254.169.254/latest/meta-data/"):
+        result = dg.materialize(ASSETS, instance=instance, resources=resources, raise_on_error=False,
+                                run_config={"ops": {"clinvar_source": {"config": {"uri": uri}}}})
+        assert not result.success
+        text = failure_text(result)
+        assert "not in an allowed folder" in text or "not under an allowed source" in text
+        assert "root:x:0" not in text
+    key = tmp_path / "pseudonym.key"
+    key.write_text("q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=\n")
+
+    text = failure_text(refresh(instance, resources, key))
+
+    assert "pseudonym.key" in text and "not a ClinVar file" in text and "q83v" not in text
+
+
 def test_weekly_schedule_refreshes_clinvar_from_ncbi():
     from genolake_assets.definitions import defs
 
