@@ -34,9 +34,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from genolake_assets.lib.alignment_verify import verify_roundtrip  # noqa: E402
-from genolake_assets.lib.bam_compress import CompressOptions  # noqa: E402
-from genolake_assets.lib.cram_codec import (  # noqa: E402
+from genolake_assets.lib.alignments.verify import verify_roundtrip  # noqa: E402
+from genolake_assets.lib.alignments.compress import CompressOptions  # noqa: E402
+from genolake_assets.lib.alignments.cram_codec import (  # noqa: E402
     CramOptions,
     decode_to_bam,
     encode_bam,

@@ -114,7 +114,7 @@ def ours_convert(vcf: Path, records: int, work_dir: Path) -> ToolResult:
 
 def converter_import_error() -> str | None:
     probe = subprocess.run(
-        [PYTHON, "-c", "import genolake_assets.lib.vcf_convert as m; m.convert_vcf"],
+        [PYTHON, "-c", "import genolake_assets.lib.vcf.convert as m; m.convert_vcf"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

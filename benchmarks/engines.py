@@ -25,9 +25,9 @@ import pyarrow.parquet as pq
 from make_wgs_gvcf import DEFAULT_WORK_DIR, REPO_ROOT, ensure_wgs_gvcf
 from measure import ChildRun, peak_rss_method, run_child
 
-from genolake_assets.lib.conversion_batch import BatchResult, ConversionJob, ConversionManifest
-from genolake_assets.lib.identifiers import sample_id_for
-from genolake_assets.lib.vcf_header import read_header
+from genolake_assets.lib.vcf.batch import BatchResult, ConversionJob, ConversionManifest
+from genolake_assets.lib.lake.identifiers import sample_id_for
+from genolake_assets.lib.vcf.header import read_header
 
 PYTHON = sys.executable
 SPARK_JOB = REPO_ROOT / "spark" / "vcf_to_parquet.py"
@@ -256,7 +256,7 @@ def print_report(pairs: list[tuple[str, int, EngineRun, EngineRun]], warm: dict[
 
 def arrow_child(vcf: str, staging: str, sample_ids_json: str) -> int:
     """The arrow engine alone in this process, so its RSS is measured apart from the benchmark's."""
-    from genolake_assets.lib.vcf_convert import convert_to_staging
+    from genolake_assets.lib.vcf.convert import convert_to_staging
 
     sample_ids = json.loads(sample_ids_json)
     report = convert_to_staging(vcf, Path(staging), list(sample_ids), sample_ids=sample_ids)

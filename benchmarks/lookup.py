@@ -172,13 +172,13 @@ def ensure_vcfs(wanted: list[Replica], vcf_dir: Path) -> tuple[int, float]:
 
 
 def sample_key(table: str, sample: str) -> str:
-    from genolake_assets.lib.lake_layout import partition_key  # noqa: PLC0415
+    from genolake_assets.lib.lake.layout import partition_key  # noqa: PLC0415
 
     return partition_key(table, sample)
 
 
 def _convert_chunk(jobs: list[tuple[str, str]]) -> int:
-    from genolake_assets.lib.vcf_convert import convert_vcf  # noqa: PLC0415
+    from genolake_assets.lib.vcf.convert import convert_vcf  # noqa: PLC0415
 
     for vcf, lake in jobs:
         convert_vcf(vcf, lake)

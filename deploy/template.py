@@ -2,7 +2,7 @@
 
 ``build_template(stage)`` returns the template as a dict; ``python deploy/template.py`` writes it to
 ``deploy/genolake.template.json`` (committed; a test fails if the file differs from
-``build_template("dev")``). The S3 lifecycle rules come from ``genolake_assets.lib.lifecycle`` (the one
+``build_template("dev")``). The S3 lifecycle rules come from ``genolake_assets.lib.lake.lifecycle`` (the one
 source of truth), and every IAM statement whose ``Resource`` is ``"*"`` is listed in
 :data:`WILDCARD_RESOURCE_STATEMENTS` with the reason AWS requires it (deploy/README.md has the same table).
 """
@@ -18,7 +18,7 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:  # `python deploy/template.py` from a checkout
     sys.path.insert(0, str(_ROOT))
 
-from genolake_assets.lib.lifecycle import (
+from genolake_assets.lib.lake.lifecycle import (
     CRAM_PREFIX,
     RAW_BAM_PREFIX,
     RAW_VCF_PREFIX,
@@ -378,7 +378,7 @@ def bucket_resources() -> dict:
                 "OwnershipControls": owner_enforced,
                 "VersioningConfiguration": {"Status": "Enabled"},
                 "LoggingConfiguration": {"DestinationBucketName": ref("LogBucket"), "LogFilePrefix": ACCESS_LOG_PREFIX},
-                # the one source of truth: genolake_assets/lib/lifecycle.py (the lake is the whole bucket)
+                # the one source of truth: genolake_assets/lib/lake/lifecycle.py (the lake is the whole bucket)
                 "LifecycleConfiguration": {"Rules": cloudformation_rules(LifecycleSettings())},
                 "Tags": tags("lake"),
             },

@@ -8,7 +8,7 @@ from pathlib import Path
 
 def _convert(args: argparse.Namespace) -> int:
     from genolake_assets.lib.errors import VcfFormatError
-    from genolake_assets.lib.vcf_convert import convert_vcf
+    from genolake_assets.lib.vcf.convert import convert_vcf
 
     bar = None
     if sys.stderr.isatty() and not args.quiet:
@@ -45,12 +45,12 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _convert_with_hail(args: argparse.Namespace):
     """The Hail job on local Spark, then the same atomic publish as the default engine."""
-    from genolake_assets.lib.conversion_batch import ConversionJob, ConversionManifest
+    from genolake_assets.lib.vcf.batch import ConversionJob, ConversionManifest
     from genolake_assets.lib.errors import VcfFormatError
-    from genolake_assets.lib.identifiers import sample_id_for
-    from genolake_assets.lib.vcf_convert import new_staging_dir, publish_staged, remove_staging_dir
-    from genolake_assets.lib.vcf_header import read_header
-    from genolake_assets.resources.engine import ConverterResource
+    from genolake_assets.lib.lake.identifiers import sample_id_for
+    from genolake_assets.lib.vcf.convert import new_staging_dir, publish_staged, remove_staging_dir
+    from genolake_assets.lib.vcf.header import read_header
+    from genolake_assets.resources.conversion.engine import ConverterResource
 
     header = read_header(args.vcf)
     names = args.samples or header.samples
@@ -125,8 +125,8 @@ LOOKUP_COLUMNS = ("marker", "sample_id", "status", "genotype", "ref", "alt", "gq
 
 
 def _lookup(args: argparse.Namespace) -> int:
-    from genolake_assets.lib.cohort_lookup import ReaderSettings, lookup, parse_marker
-    from genolake_assets.resources.cohort_reader import open_lake, read_state
+    from genolake_assets.lib.cohort.lookup import ReaderSettings, lookup, parse_marker
+    from genolake_assets.resources.lake.cohort_reader import open_lake, read_state
 
     try:
         markers = [parse_marker(text) for text in args.markers]
@@ -185,8 +185,8 @@ def _compress_bam(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from genolake_assets.jobs.bam_compress import WORK_ORDER_VERSION
-    from genolake_assets.jobs.bam_compress import main as bam_compress
+    from genolake_assets.programs.bam_compress import WORK_ORDER_VERSION
+    from genolake_assets.programs.bam_compress import main as bam_compress
 
     bam, out_dir = Path(args.bam).resolve(), Path(args.out_dir).resolve()
     stem = bam.name[:-4] if bam.name.lower().endswith(".bam") else bam.name
@@ -207,8 +207,8 @@ def _simulate_sequencer(args: argparse.Namespace) -> int:
     from datetime import date
 
     from genolake_assets.demo import DEFAULT_BAMS, DEFAULT_DATA
-    from genolake_assets.lib.sequencer_simulator import simulate_runs
-    from genolake_assets.lib.transfer_rules import TransferConfig
+    from genolake_assets.lib.transfers.simulator import simulate_runs
+    from genolake_assets.lib.transfers.rules import TransferConfig
     from genolake_assets.settings import Settings
 
     config, settings = TransferConfig.from_env(), Settings.from_env()

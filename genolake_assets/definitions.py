@@ -10,7 +10,7 @@ from genolake_assets.assets.cohort import cohort_variants
 from genolake_assets.assets.ingest import raw_vcf
 from genolake_assets.assets.lifecycle import lake_lifecycle_policy
 from genolake_assets.assets.transfers import sequencer_runs, start_sequencer_transfer
-from genolake_assets.lib.transfer_rules import TransferConfig
+from genolake_assets.lib.transfers.rules import TransferConfig
 from genolake_assets.assets.partitions import samples_partitions
 from genolake_assets.assets.reports import drug_response_report
 from genolake_assets.assets.tables import reference_blocks_table, samples_table, variants_table

@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from genolake_assets.lib.lake_layout import VCF_SUFFIXES, is_vcf_key
+from genolake_assets.lib.lake.layout import VCF_SUFFIXES, is_vcf_key
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "data" / "vcf"
 DEFAULT_BAMS = Path(__file__).resolve().parents[1] / "data" / "bam"

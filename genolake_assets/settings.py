@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from genolake_assets.lib.fetch import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS, NCBI_CLINVAR_PREFIX, SourcePolicy
+from genolake_assets.lib.clinvar.fetch import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS, NCBI_CLINVAR_PREFIX, SourcePolicy
 
 PROFILES = ("local", "aws")
 ENGINES = ("arrow", "hail")

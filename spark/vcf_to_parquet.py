@@ -3,7 +3,7 @@
     spark-submit vcf_to_parquet.py --manifest s3://bucket/…/manifest.json        # on EMR
     python spark/vcf_to_parquet.py --manifest manifest.json --master 'local[2]'  # local Spark
 
-The manifest (genolake_assets/lib/conversion_batch.py) lists VCFs with the samples to convert; the
+The manifest (genolake_assets/lib/vcf/batch.py) lists VCFs with the samples to convert; the
 job stages each sample's files under the job's staging folder and writes one result per VCF. A VCF
 that cannot be converted is reported with the problem and the next one goes on. Nothing is published
 here: the orchestrator publishes staged files once it has checked them, as for the in-process engine.
@@ -29,12 +29,12 @@ from dataclasses import dataclass
 import hail as hl
 import pyarrow.fs as pafs
 
-from genolake_assets.lib.conversion_batch import BatchResult, ConversionJob, ConversionManifest, JobOutcome
+from genolake_assets.lib.vcf.batch import BatchResult, ConversionJob, ConversionManifest, JobOutcome
 from genolake_assets.lib.errors import InputProblem, VcfFormatError
-from genolake_assets.lib.staged_tables import filesystem_for, finish_sample_table, staged_uri
-from genolake_assets.lib.variant_schema import REFERENCE_BLOCKS, SPLIT_REWRITTEN_FORMAT, TABLES, VARIANTS, schemas
-from genolake_assets.lib.vcf_convert import ConversionReport, SampleReport
-from genolake_assets.lib.vcf_header import VcfHeader, read_header_stream
+from genolake_assets.lib.lake.staged_tables import filesystem_for, finish_sample_table, staged_uri
+from genolake_assets.lib.vcf.schema import REFERENCE_BLOCKS, SPLIT_REWRITTEN_FORMAT, TABLES, VARIANTS, schemas
+from genolake_assets.lib.vcf.convert import ConversionReport, SampleReport
+from genolake_assets.lib.vcf.header import VcfHeader, read_header_stream
 
 ENGINE = "genolake-hail"
 ENGINE_VERSION = "1"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from moto.server import ThreadedMotoServer
 
-from genolake_assets.resources.s3_store import s3_client
+from genolake_assets.resources.lake.s3_store import s3_client
 
 DATA_VCF = Path(__file__).resolve().parent / "data" / "vcf"
 REPO = Path(__file__).resolve().parent.parent
@@ -65,7 +65,7 @@ def land(store, tmp_path):
     return _land
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def data_vcf() -> Path:
     return DATA_VCF
 

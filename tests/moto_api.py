@@ -30,7 +30,7 @@ def create_batch_queue(endpoint: str) -> dict[str, str]:
     environment (a managed one needs security groups), a job queue and a container job definition."""
     import uuid
 
-    from genolake_assets.resources.s3_store import aws_client
+    from genolake_assets.resources.lake.s3_store import aws_client
 
     moto_api(endpoint, "config", {"batch": {"use_docker": False}})
     iam = aws_client("iam", endpoint_url=endpoint, region_name="us-east-1")

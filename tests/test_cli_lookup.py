@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from genolake_assets.cli import main
-from genolake_assets.lib.cohort_layout import STATE_KEY, CohortState, SampleInput, update_cohort
-from genolake_assets.lib.vcf_convert import convert_vcf
+from genolake_assets.lib.cohort.layout import STATE_KEY, CohortState, SampleInput, update_cohort
+from genolake_assets.lib.vcf.convert import convert_vcf
 
 SAMPLES = ["HG00187", "HG01377"]
 
@@ -82,7 +82,7 @@ def test_lookup_explains_a_lake_without_a_cohort(tmp_path, capsys):
 
 
 def test_lookup_on_an_s3_endpoint(lake, moto_endpoint, bucket, capsys):
-    from genolake_assets.resources.s3_store import s3_client
+    from genolake_assets.resources.lake.s3_store import s3_client
 
     client = s3_client(endpoint_url=moto_endpoint)
     for path in lake.rglob("*"):

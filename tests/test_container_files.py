@@ -30,7 +30,7 @@ IMAGE_DIR = REPO / "containers" / "bam-compress"
 DOCKERFILE = IMAGE_DIR / "Dockerfile"
 DOCKERIGNORE = IMAGE_DIR / "Dockerfile.dockerignore"
 SHIM = IMAGE_DIR / "entrypoint.py"
-JOB_MODULE = "genolake_assets.jobs.bam_compress"
+JOB_MODULE = "genolake_assets.programs.bam_compress"
 DATA_BAM = REPO / "tests" / "data" / "bam"
 IMAGE_PYTHON = "3.12"
 # Stdlib modules of the dev venv's Python that the image's Python 3.12 no longer has.
@@ -170,7 +170,7 @@ def test_the_build_context_leaves_out_the_venv_and_data():
     for path in (".venv/bin/python", ".genolake/raw/bam/x.bam", "tests/data/bam/ce1000.bam", ".git/HEAD",
                  "genolake_assets/__pycache__/cli.cpython-312.pyc"):
         assert not _sent_to_builder(path, rules), path
-    assert _sent_to_builder("genolake_assets/jobs/bam_compress.py", rules)
+    assert _sent_to_builder("genolake_assets/programs/bam_compress.py", rules)
 
 
 def test_the_entrypoint_is_the_job_module(final_stage):

@@ -20,7 +20,7 @@ import pytest
 from genolake_assets.assets.alignments import alignment_file_catalog, compressed_bam, raw_bam, reference_genomes
 from genolake_assets.assets.cohort import cohort_variants
 from genolake_assets.demo import RANGE_END, RANGE_START
-from genolake_assets.lib.identifiers import (
+from genolake_assets.lib.lake.identifiers import (
     DEFAULT_POLICY,
     SAMPLE_ID_PATTERN,
     InvalidIdentifierError,
@@ -32,11 +32,11 @@ from genolake_assets.lib.identifiers import (
     sample_id_for,
     sample_id_from_file,
 )
-from genolake_assets.lib.quarantine import stored_file_name
-from genolake_assets.lib.vcf_header import read_header
+from genolake_assets.lib.lake.quarantine import stored_file_name
+from genolake_assets.lib.vcf.header import read_header
 from genolake_assets.queries import render
-from genolake_assets.resources.lake import LakeResource
-from genolake_assets.resources.pseudonym_key import PseudonymKeyError, load_pseudonym_key
+from genolake_assets.resources.lake.lake import LakeResource
+from genolake_assets.resources.lake.pseudonym_key import PseudonymKeyError, load_pseudonym_key
 from genolake_assets.sensors.alignments import alignment_landing_sensor
 from genolake_assets.settings import Settings
 from tests.pipeline.helpers import INGEST_ASSETS, refresh_tables, tick
@@ -209,7 +209,7 @@ def test_a_lake_told_to_pseudonymise_without_any_key_refuses_to_mint_ids(tmp_pat
 
 
 def test_the_key_is_read_from_secrets_manager(moto_endpoint, monkeypatch):
-    from genolake_assets.resources.s3_store import aws_client
+    from genolake_assets.resources.lake.s3_store import aws_client
 
     monkeypatch.delenv("GENOLAKE_PSEUDONYM_KEY", raising=False)
     secrets = aws_client("secretsmanager", endpoint_url=moto_endpoint, region_name="us-east-1")
@@ -232,7 +232,7 @@ def test_the_key_is_read_from_secrets_manager(moto_endpoint, monkeypatch):
 
 
 def test_the_key_is_read_from_an_ssm_secure_string(moto_endpoint, monkeypatch):
-    from genolake_assets.resources.s3_store import aws_client
+    from genolake_assets.resources.lake.s3_store import aws_client
 
     monkeypatch.delenv("GENOLAKE_PSEUDONYM_KEY", raising=False)
     ssm = aws_client("ssm", endpoint_url=moto_endpoint, region_name="us-east-1")
@@ -243,7 +243,7 @@ def test_the_key_is_read_from_an_ssm_secure_string(moto_endpoint, monkeypatch):
 
 def test_the_aws_profile_lands_pseudonymously_with_the_key_in_secrets_manager(
         monkeypatch, tmp_path, moto_endpoint, bucket, instance):
-    from genolake_assets.resources.s3_store import aws_client
+    from genolake_assets.resources.lake.s3_store import aws_client
 
     secret = aws_client("secretsmanager", endpoint_url=moto_endpoint, region_name="us-east-1").create_secret(
         Name=f"genolake/{bucket}/pseudonym-key", SecretString=base64.b64encode(KEY).decode())["ARN"]

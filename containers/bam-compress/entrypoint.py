@@ -3,6 +3,6 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's genolake_assets first
-from genolake_assets.jobs.bam_compress import main  # noqa: E402
+from genolake_assets.programs.bam_compress import main  # noqa: E402
 
 sys.exit(main())

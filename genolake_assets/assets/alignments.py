@@ -13,17 +13,17 @@ from pydantic import Field
 
 from genolake_assets.assets.partitions import alignments_partitions
 from genolake_assets.assets.schemas import URI, link
-from genolake_assets.lib.alignment_registry import (
+from genolake_assets.lib.alignments.registry import (
     AlignmentRecord, choose_reference, load_alignment, load_references, quarantine_alignment, register_alignment,
     register_landed_references, save_alignment,
 )
 from genolake_assets.lib.errors import AlignmentFileError
-from genolake_assets.lib.lake_layout import compression_result_key, cram_key, work_order_key
-from genolake_assets.lib.lifecycle import archive_tags
-from genolake_assets.lib.registry import utc_now
-from genolake_assets.resources.compression_runner import CompressionRunner, RunnerOutcome
-from genolake_assets.resources.file_catalog import FileCatalog, FileCatalogEntry
-from genolake_assets.resources.lake import LakeResource
+from genolake_assets.lib.lake.layout import compression_result_key, cram_key, work_order_key
+from genolake_assets.lib.lake.lifecycle import archive_tags
+from genolake_assets.lib.lake.registry import utc_now
+from genolake_assets.resources.compression.runner import CompressionRunner, RunnerOutcome
+from genolake_assets.resources.file_catalog.file_catalog import FileCatalog, FileCatalogEntry
+from genolake_assets.resources.lake.lake import LakeResource
 
 _OWNERS = ["team:genomics-data-engineering"]
 _WORK_ORDER_VERSION = 1

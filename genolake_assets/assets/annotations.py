@@ -18,17 +18,17 @@ from genolake_assets.assets.schemas import (
     CLINVAR_COLUMNS, COLUMN_SCHEMA, ROW_COUNT, TABLE_NAME, URI, arrow_columns, link, table_name, table_schema,
 )
 
-from genolake_assets.lib.clinvar_convert import ClinvarFormatError, convert_clinvar, detect_clinvar_format
-from genolake_assets.lib.clinvar_schema import CLINVAR_SCHEMA
-from genolake_assets.lib.fetch import SourceRefused, fetch, file_name_of
+from genolake_assets.lib.clinvar.convert import ClinvarFormatError, convert_clinvar, detect_clinvar_format
+from genolake_assets.lib.clinvar.schema import CLINVAR_SCHEMA
+from genolake_assets.lib.clinvar.fetch import SourceRefused, fetch, file_name_of
 from genolake_assets.settings import clinvar_source_policy
-from genolake_assets.lib.lake_layout import (
+from genolake_assets.lib.lake.layout import (
     CLINVAR_PARTITION_KEYS, CLINVAR_PUBLISHED_KEY, CLINVAR_REJECTED_PREFIX, CLINVAR_SNAPSHOT_KEY,
     CLINVAR_SOURCE_KEY, CLINVAR_TABLE_PREFIX, clinvar_raw_key, clinvar_snapshot_prefix,
 )
-from genolake_assets.resources.catalog import Catalog
-from genolake_assets.resources.lake import LakeResource
-from genolake_assets.resources.object_store import sha256_of_file
+from genolake_assets.resources.catalog.catalog import Catalog
+from genolake_assets.resources.lake.lake import LakeResource
+from genolake_assets.resources.lake.object_store import sha256_of_file
 
 NCBI_VARIANT_SUMMARY = "https://ftp.ncbi.nlm.nih.gov/pub/clinvar/tab_delimited/variant_summary.txt.gz"
 _OWNERS = ["team:genomics-data-engineering"]

@@ -15,13 +15,13 @@ from pydantic import Field
 from genolake_assets.assets.schemas import (
     COHORT_COLUMNS, COLUMN_SCHEMA, ROW_COUNT, TABLE_NAME, URI, arrow_columns, link, table_name, table_schema,
 )
-from genolake_assets.lib.cohort_layout import (
+from genolake_assets.lib.cohort.layout import (
     COHORT_PREFIX, COHORT_SCHEMA, STATE_KEY, CohortState, SampleInput, update_cohort,
 )
-from genolake_assets.lib.lake_layout import SAMPLES_TABLE_KEY, partition_key
-from genolake_assets.lib.variant_schema import REFERENCE_BLOCKS, VARIANTS
-from genolake_assets.resources.catalog import Catalog
-from genolake_assets.resources.lake import LakeResource
+from genolake_assets.lib.lake.layout import SAMPLES_TABLE_KEY, partition_key
+from genolake_assets.lib.vcf.schema import REFERENCE_BLOCKS, VARIANTS
+from genolake_assets.resources.catalog.catalog import Catalog
+from genolake_assets.resources.lake.lake import LakeResource
 
 COHORT_TABLE = "cohort_variants"
 PARTITION_KEYS = ["contig", "bin"]

@@ -10,14 +10,14 @@ from genolake_assets.assets.partitions import samples_backfill_policy, samples_p
 from genolake_assets.assets.records import load_landing, load_record, mark_quarantined, save_record
 from genolake_assets.assets.schemas import URI
 from genolake_assets.lib.errors import VcfFormatError
-from genolake_assets.lib.lake_layout import raw_vcf_key
-from genolake_assets.lib.quarantine import quarantine, stored_file_name
-from genolake_assets.lib.landing import mark_copied_into_raw
-from genolake_assets.lib.registry import SampleRecord, utc_now
-from genolake_assets.lib.vcf_header import read_header
-from genolake_assets.lib.vcf_source import verify_readable
-from genolake_assets.resources.object_store import sha256_of_file
-from genolake_assets.resources.lake import LakeResource
+from genolake_assets.lib.lake.layout import raw_vcf_key
+from genolake_assets.lib.lake.quarantine import quarantine, stored_file_name
+from genolake_assets.lib.lake.landing import mark_copied_into_raw
+from genolake_assets.lib.lake.registry import SampleRecord, utc_now
+from genolake_assets.lib.vcf.header import read_header
+from genolake_assets.lib.vcf.source import verify_readable
+from genolake_assets.resources.lake.object_store import sha256_of_file
+from genolake_assets.resources.lake.lake import LakeResource
 
 
 def register_sample(lake: LakeResource, sample_id: str) -> SampleRecord:

@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from genolake_assets.lib.lifecycle import (
+from genolake_assets.lib.lake.lifecycle import (
     LifecycleSettings, lifecycle_plan, lifecycle_rules, plan_summary, render_plan_markdown,
 )
-from genolake_assets.resources.lake import LakeResource
+from genolake_assets.resources.lake.lake import LakeResource
 
 
 @dg.asset(group_name="alignments", kinds={"s3"}, owners=["team:genomics-data-engineering"],

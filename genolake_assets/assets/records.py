@@ -1,8 +1,8 @@
 """Reading and writing the per-sample JSON records through the object store."""
 
 
-from genolake_assets.lib.lake_layout import landing_index_key, published_record_key, sample_registry_key
-from genolake_assets.lib.registry import LandingEntry, SampleRecord
+from genolake_assets.lib.lake.layout import landing_index_key, published_record_key, sample_registry_key
+from genolake_assets.lib.lake.registry import LandingEntry, SampleRecord
 
 
 def load_landing(store, sample_id: str) -> LandingEntry:

@@ -11,11 +11,11 @@ from pydantic import Field
 from genolake_assets.assets.schemas import (
     COLUMN_SCHEMA, REPORT_COLUMNS, ROW_COUNT, URI, arrow_columns, link, table_schema,
 )
-from genolake_assets.lib.lake_layout import REPORTS_PREFIX
-from genolake_assets.lib.report_output import markdown_table, write_report_files
+from genolake_assets.lib.lake.layout import REPORTS_PREFIX
+from genolake_assets.lib.reports.output import markdown_table, write_report_files
 from genolake_assets.queries import render
-from genolake_assets.resources.lake import LakeResource
-from genolake_assets.resources.sql_engine import QueryEngine
+from genolake_assets.resources.lake.lake import LakeResource
+from genolake_assets.resources.sql.sql_engine import QueryEngine
 
 _ASSEMBLY = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 MAX_ROWS = 10_000

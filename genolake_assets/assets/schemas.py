@@ -11,8 +11,8 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 
-from genolake_assets.lib.vcf_header import VcfHeader
-from genolake_assets.resources.catalog import Catalog, DuckDbCatalog
+from genolake_assets.lib.vcf.header import VcfHeader
+from genolake_assets.resources.catalog.catalog import Catalog, DuckDbCatalog
 
 COLUMN_SCHEMA = "dagster/column_schema"
 ROW_COUNT = "dagster/row_count"

@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 from genolake_assets.assets.schemas import (
     COLUMN_SCHEMA, ROW_COUNT, SAMPLE_COLUMNS, TABLE_NAME, VARIANT_COLUMNS, arrow_columns, table_name, table_schema,
 )
-from genolake_assets.lib.lake_layout import SAMPLE_REGISTRY_PREFIX, SAMPLES_TABLE_KEY
-from genolake_assets.lib.registry import SampleRecord
-from genolake_assets.resources.catalog import Catalog, TableRegistration
-from genolake_assets.resources.lake import LakeResource
+from genolake_assets.lib.lake.layout import SAMPLE_REGISTRY_PREFIX, SAMPLES_TABLE_KEY
+from genolake_assets.lib.lake.registry import SampleRecord
+from genolake_assets.resources.catalog.catalog import Catalog, TableRegistration
+from genolake_assets.resources.lake.lake import LakeResource
 
 _EAGER = dg.AutomationCondition.eager()
 
@@ -56,7 +56,7 @@ reference_blocks_table = _catalog_table(
     "'covered but not variant' in cohort queries.")
 
 
-# One row per SampleRecord (lib/registry.py), in its field order.
+# One row per SampleRecord (lib/lake/registry.py), in its field order.
 SAMPLES_SCHEMA = pa.schema([
     ("sample_id", pa.string()), ("sample_name", pa.string()), ("source_uri", pa.string()),
     ("source_key", pa.string()), ("raw_key", pa.string()), ("raw_uri", pa.string()), ("sha256", pa.string()),

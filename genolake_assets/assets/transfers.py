@@ -7,7 +7,7 @@ landing sensors then register them. Each execution's outcome is recorded as an o
 
 import dagster as dg
 
-from genolake_assets.resources.transfer import TransferResource
+from genolake_assets.resources.transfer.transfer import TransferResource
 
 sequencer_runs = dg.AssetSpec(
     "sequencer_runs", group_name="ingest", kinds={"datasync", "s3"}, owners=["team:genomics-data-engineering"],

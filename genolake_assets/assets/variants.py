@@ -17,17 +17,17 @@ from genolake_assets.assets.records import load_record, mark_quarantined, save_p
 from genolake_assets.assets.schemas import (
     COLUMN_SCHEMA, PARTITION_ROW_COUNT, URI, VARIANT_COLUMNS, arrow_columns, header_descriptions, table_schema,
 )
-from genolake_assets.lib.conversion_batch import ConversionJob, ConversionManifest, JobOutcome
+from genolake_assets.lib.vcf.batch import ConversionJob, ConversionManifest, JobOutcome
 from genolake_assets.lib.errors import InputProblem
-from genolake_assets.lib.lake_layout import partition_key
-from genolake_assets.lib.quarantine import quarantine, stored_file_name
-from genolake_assets.lib.registry import SampleRecord, utc_now
-from genolake_assets.lib.variant_schema import REFERENCE_BLOCKS, TABLES, VARIANTS
-from genolake_assets.lib.vcf_header import read_header, read_header_stream
-from genolake_assets.resources.catalog import Catalog
-from genolake_assets.resources.engine import ConverterResource
-from genolake_assets.resources.lake import LakeResource
-from genolake_assets.resources.object_store import sha256_of_file
+from genolake_assets.lib.lake.layout import partition_key
+from genolake_assets.lib.lake.quarantine import quarantine, stored_file_name
+from genolake_assets.lib.lake.registry import SampleRecord, utc_now
+from genolake_assets.lib.vcf.schema import REFERENCE_BLOCKS, TABLES, VARIANTS
+from genolake_assets.lib.vcf.header import read_header, read_header_stream
+from genolake_assets.resources.catalog.catalog import Catalog
+from genolake_assets.resources.conversion.engine import ConverterResource
+from genolake_assets.resources.lake.lake import LakeResource
+from genolake_assets.resources.lake.object_store import sha256_of_file
 
 SAMPLE_VARIANTS = dg.AssetKey("sample_variants")
 SAMPLE_REFERENCE_BLOCKS = dg.AssetKey("sample_reference_blocks")

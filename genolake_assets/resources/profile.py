@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import dagster as dg
 
-from genolake_assets.resources.athena import AthenaQueryEngine
-from genolake_assets.resources.catalog import DuckDbCatalog
-from genolake_assets.resources.compression_runner import AwsBatchCompressionRunner, LocalCompressionRunner
-from genolake_assets.resources.emr_hail import EmrHailConverter
-from genolake_assets.resources.engine import ConverterResource
-from genolake_assets.resources.file_catalog import DynamoDbFileCatalog, SqliteFileCatalog
-from genolake_assets.resources.glue_catalog import GlueCatalog
-from genolake_assets.resources.lake import LakeResource
-from genolake_assets.resources.sql_engine import DuckDbQueryEngine
-from genolake_assets.resources.transfer import DataSyncTransfer, LocalTransfer
-from genolake_assets.lib.transfer_rules import TransferConfig
+from genolake_assets.resources.sql.athena import AthenaQueryEngine
+from genolake_assets.resources.catalog.catalog import DuckDbCatalog
+from genolake_assets.resources.compression.runner import AwsBatchCompressionRunner, LocalCompressionRunner
+from genolake_assets.resources.conversion.emr_hail import EmrHailConverter
+from genolake_assets.resources.conversion.engine import ConverterResource
+from genolake_assets.resources.file_catalog.file_catalog import DynamoDbFileCatalog, SqliteFileCatalog
+from genolake_assets.resources.catalog.glue_catalog import GlueCatalog
+from genolake_assets.resources.lake.lake import LakeResource
+from genolake_assets.resources.sql.sql_engine import DuckDbQueryEngine
+from genolake_assets.resources.transfer.transfer import DataSyncTransfer, LocalTransfer
+from genolake_assets.lib.transfers.rules import TransferConfig
 from genolake_assets.settings import Settings
 
 

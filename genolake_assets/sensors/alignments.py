@@ -10,11 +10,11 @@ of it when pseudonymising, docs/phi.md).
 import dagster as dg
 
 from genolake_assets.assets.partitions import alignments_partitions
-from genolake_assets.lib.alignment_registry import AlignmentRecord, load_alignment, save_alignment
-from genolake_assets.lib.identifiers import InvalidIdentifierError, SampleIdPolicy
-from genolake_assets.lib.lake_layout import LANDING_PREFIX, is_alignment_key, is_reference_key
-from genolake_assets.lib.landing import LandingCursor, new_landed_files
-from genolake_assets.resources.lake import LakeResource
+from genolake_assets.lib.alignments.registry import AlignmentRecord, load_alignment, save_alignment
+from genolake_assets.lib.lake.identifiers import InvalidIdentifierError, SampleIdPolicy
+from genolake_assets.lib.lake.layout import LANDING_PREFIX, is_alignment_key, is_reference_key
+from genolake_assets.lib.lake.landing import LandingCursor, new_landed_files
+from genolake_assets.resources.lake.lake import LakeResource
 from genolake_assets.settings import default_sensor_status
 
 FILES_PER_TICK = 50

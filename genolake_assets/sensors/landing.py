@@ -14,14 +14,14 @@ import dagster as dg
 
 from genolake_assets.assets.partitions import samples_partitions
 from genolake_assets.lib.errors import InputProblem, VcfFormatError
-from genolake_assets.lib.identifiers import InvalidIdentifierError, SampleIdPolicy
-from genolake_assets.lib.lake_layout import LANDING_PREFIX, landing_index_key
-from genolake_assets.lib.landing import LandingCursor, new_landed_files
-from genolake_assets.lib.quarantine import quarantine, safe_file_name, stored_file_name
-from genolake_assets.lib.registry import LandingEntry
-from genolake_assets.lib.vcf_header import parse_header
-from genolake_assets.lib.vcf_source import text_lines_of_stream
-from genolake_assets.resources.lake import LakeResource
+from genolake_assets.lib.lake.identifiers import InvalidIdentifierError, SampleIdPolicy
+from genolake_assets.lib.lake.layout import LANDING_PREFIX, landing_index_key
+from genolake_assets.lib.lake.landing import LandingCursor, new_landed_files
+from genolake_assets.lib.lake.quarantine import quarantine, safe_file_name, stored_file_name
+from genolake_assets.lib.lake.registry import LandingEntry
+from genolake_assets.lib.vcf.header import parse_header
+from genolake_assets.lib.vcf.source import text_lines_of_stream
+from genolake_assets.resources.lake.lake import LakeResource
 from genolake_assets.settings import default_sensor_status
 
 INGEST_JOB_NAME = "ingest_samples"

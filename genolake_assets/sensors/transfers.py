@@ -19,11 +19,11 @@ import dagster as dg
 
 from genolake_assets.assets.transfers import sequencer_runs, start_sequencer_transfer
 from genolake_assets.lib.errors import InputProblem
-from genolake_assets.lib.landing import LandingCursor, new_landed_files
-from genolake_assets.lib.quarantine import quarantine, safe_file_name
-from genolake_assets.lib.transfer_rules import ManifestError, TransferConfig, dated_include_patterns, parse_manifest
-from genolake_assets.resources.lake import LakeResource
-from genolake_assets.resources.transfer import TransferExecution, TransferResource
+from genolake_assets.lib.lake.landing import LandingCursor, new_landed_files
+from genolake_assets.lib.lake.quarantine import quarantine, safe_file_name
+from genolake_assets.lib.transfers.rules import ManifestError, TransferConfig, dated_include_patterns, parse_manifest
+from genolake_assets.resources.lake.lake import LakeResource
+from genolake_assets.resources.transfer.transfer import TransferExecution, TransferResource
 from genolake_assets.settings import default_sensor_status
 
 MANIFESTS_PER_TICK = 20

@@ -20,7 +20,7 @@ def main(home: Path) -> None:
 
     import dagster as dg
 
-    from genolake_assets.definitions import defs, resources
+    from genolake_assets.definitions import resources
     from genolake_assets.sensors.landing import landing_sensor
 
     lake = resources["lake"]

@@ -31,8 +31,8 @@ import sys
 
 import pytest
 
-from genolake_assets.lib.lifecycle import lifecycle_rules
-from genolake_assets.resources.s3_store import aws_client
+from genolake_assets.lib.lake.lifecycle import lifecycle_rules
+from genolake_assets.resources.lake.s3_store import aws_client
 from tests.conftest import FAKE_AWS_ENVIRONMENT
 from tests.deploy import (
     REPO,

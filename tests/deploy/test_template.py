@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from genolake_assets.lib.lifecycle import cloudformation_rules
+from genolake_assets.lib.lake.lifecycle import cloudformation_rules
 from tests.deploy import (
     README_PATH,
     REPO,

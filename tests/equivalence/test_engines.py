@@ -18,12 +18,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from genolake_assets.lib.conversion_batch import ConversionJob, ConversionManifest
-from genolake_assets.lib.identifiers import sample_id_for
-from genolake_assets.lib.variant_schema import TABLES
-from genolake_assets.lib.vcf_convert import convert_to_staging
-from genolake_assets.lib.vcf_header import read_header
-from genolake_assets.resources.engine import ConverterResource, EngineUnavailable
+from genolake_assets.lib.vcf.batch import ConversionJob, ConversionManifest
+from genolake_assets.lib.lake.identifiers import sample_id_for
+from genolake_assets.lib.vcf.schema import TABLES
+from genolake_assets.lib.vcf.convert import convert_to_staging
+from genolake_assets.lib.vcf.header import read_header
+from genolake_assets.resources.conversion.engine import ConverterResource, EngineUnavailable
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED = REPO / "data" / "vcf"  # the real data make demo ingests (a copy of ../shared/data/vcf)

@@ -18,11 +18,11 @@ import pytest
 
 from genolake_assets.assets.alignments import alignment_file_catalog, compressed_bam, raw_bam, reference_genomes
 from genolake_assets.assets.lifecycle import lake_lifecycle_policy
-from genolake_assets.lib.alignment_registry import load_alignment
-from genolake_assets.resources import compression_runner
-from genolake_assets.resources.compression_runner import AwsBatchCompressionRunner
-from genolake_assets.resources.file_catalog import DynamoDbFileCatalog
-from genolake_assets.resources.s3_store import aws_client
+from genolake_assets.lib.alignments.registry import load_alignment
+from genolake_assets.resources.compression import runner as compression_runner
+from genolake_assets.resources.compression.runner import AwsBatchCompressionRunner
+from genolake_assets.resources.file_catalog.file_catalog import DynamoDbFileCatalog
+from genolake_assets.resources.lake.s3_store import aws_client
 from genolake_assets.sensors.alignments import alignment_landing_sensor
 from tests.moto_api import create_batch_queue
 
@@ -43,7 +43,7 @@ def aws_alignment_resources(aws_resources, batch_environment, moto_endpoint, mon
     def run_container(params, **_):
         # Be the Batch compute environment: the image's ENTRYPOINT with the submitted command.
         command = params["containerOverrides"]["command"]
-        containers.append(subprocess.run([sys.executable, "-m", "genolake_assets.jobs.bam_compress", *command],
+        containers.append(subprocess.run([sys.executable, "-m", "genolake_assets.programs.bam_compress", *command],
                                          env={**os.environ, "AWS_ENDPOINT_URL": moto_endpoint},
                                          capture_output=True, text=True, timeout=600))
 

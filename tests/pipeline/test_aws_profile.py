@@ -14,7 +14,7 @@ from genolake_assets.assets.annotations import clinvar_source, clinvar_table, cl
 from genolake_assets.assets.cohort import cohort_variants
 from genolake_assets.assets.reports import drug_response_report
 from genolake_assets.queries import render
-from genolake_assets.resources.s3_store import aws_client
+from genolake_assets.resources.lake.s3_store import aws_client
 from tests.moto_api import seed_result
 from tests.pipeline.helpers import ingest, refresh_tables, tick
 from tests.pipeline.report_oracle import GVCFS, derived_clinvar, expected_report

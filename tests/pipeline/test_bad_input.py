@@ -26,7 +26,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from genolake_assets.lib.identifiers import is_safe_sample_id, require_safe_key, sample_id_for
+from genolake_assets.lib.lake.identifiers import is_safe_sample_id, require_safe_key, sample_id_for
 from genolake_assets.resources.profile import build_resources
 from genolake_assets.settings import Settings
 from tests.conftest import DATA_VCF

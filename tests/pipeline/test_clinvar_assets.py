@@ -9,7 +9,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from genolake_assets.assets.annotations import clinvar_source, clinvar_table, clinvar_variants
-from genolake_assets.lib.lake_layout import CLINVAR_PUBLISHED_KEY
+from genolake_assets.lib.lake.layout import CLINVAR_PUBLISHED_KEY
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "clinvar"
 VCF_EXCERPT = DATA / "clinvar_GRCh38_20260226.excerpt.vcf.gz"

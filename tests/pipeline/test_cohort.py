@@ -11,11 +11,11 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from genolake_assets.assets.cohort import cohort_variants
-from genolake_assets.lib.cohort_lookup import parse_marker
-from genolake_assets.lib.cohort_state import STATE_KEY, CohortState
-from genolake_assets.lib.cohort_lookup import lookup
+from genolake_assets.lib.cohort.lookup import parse_marker
+from genolake_assets.lib.cohort.state import STATE_KEY, CohortState
+from genolake_assets.lib.cohort.lookup import lookup
 from genolake_assets.queries import render
-from genolake_assets.resources.s3_store import aws_client
+from genolake_assets.resources.lake.s3_store import aws_client
 from tests.pipeline.helpers import ingest, refresh_tables, tick
 
 GVCFS = ("HG00187", "HG00190", "HG01377", "NA12249", "NA20317")

@@ -22,8 +22,9 @@ import pysam
 import pytest
 
 import genolake_assets
-from genolake_assets.lib import parquet_output, vcf_convert
-from genolake_assets.lib.vcf_convert import convert_vcf
+from genolake_assets.lib.lake import parquet_output as parquet_output
+from genolake_assets.lib.vcf import convert as vcf_convert
+from genolake_assets.lib.vcf.convert import convert_vcf
 from tests.conftest import DATA_VCF
 from tests.pipeline.helpers import ingest, refresh_tables, tick
 
@@ -135,7 +136,7 @@ TILES = 1000  # 1,000,000 records: about 1.5 s to convert
 KILL_AT = (0.05, 0.25, 0.5, 0.7, 0.9)
 """When to kill the child, as fractions of how long converting v1 in process took."""
 CHILD = ("import sys\n"
-         "from genolake_assets.lib.vcf_convert import convert_vcf\n"
+         "from genolake_assets.lib.vcf.convert import convert_vcf\n"
          "print('ready', flush=True)\n"
          "convert_vcf(sys.argv[1], sys.argv[2])\n"
          "print('done', flush=True)\n")

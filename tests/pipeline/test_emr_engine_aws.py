@@ -34,16 +34,16 @@ from genolake_assets.assets import variants
 from genolake_assets.assets.ingest import raw_vcf
 from genolake_assets.assets.tables import samples_table
 from genolake_assets.assets.variants import STAGING_PREFIX, sample_variants
-from genolake_assets.lib.conversion_batch import BatchResult, ConversionManifest
-from genolake_assets.lib.lake_layout import SAMPLES_TABLE_KEY
-from genolake_assets.lib.vcf_convert import convert_to_staging
-from genolake_assets.resources import emr_hail
-from genolake_assets.resources.emr_hail import EmrHailConverter
+from genolake_assets.lib.vcf.batch import BatchResult, ConversionManifest
+from genolake_assets.lib.lake.layout import SAMPLES_TABLE_KEY
+from genolake_assets.lib.vcf.convert import convert_to_staging
+from genolake_assets.resources.conversion import emr_hail as emr_hail
+from genolake_assets.resources.conversion.emr_hail import EmrHailConverter
 from genolake_assets.resources.profile import build_resources
-from genolake_assets.resources.s3_store import S3ObjectStore
+from genolake_assets.resources.lake.s3_store import S3ObjectStore
 from genolake_assets.settings import Settings
 from tests.pipeline.helpers import tick
-from tests.resources.test_emr_hail import (
+from tests.resources.conversion.test_emr_hail import (
     COMPLETED,
     RUNNING,
     ScriptedEmr,
@@ -70,10 +70,10 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import genolake_assets
 from dagster_pipes import PipesEnvVarParamsLoader, PipesS3MessageWriter, open_dagster_pipes
-from genolake_assets.lib.conversion_batch import BatchResult, ConversionManifest, JobOutcome
+from genolake_assets.lib.vcf.batch import BatchResult, ConversionManifest, JobOutcome
 from genolake_assets.lib.errors import VcfFormatError
-from genolake_assets.lib.staged_tables import staged_uri
-from genolake_assets.lib.vcf_convert import convert_to_staging
+from genolake_assets.lib.lake.staged_tables import staged_uri
+from genolake_assets.lib.vcf.convert import convert_to_staging
 
 ENGINE, ENGINE_VERSION = "genolake-hail", "1"  # what spark/vcf_to_parquet.py reports
 assert ".zip" in genolake_assets.__file__, f"genolake_assets came from {genolake_assets.__file__}, not --py-files"
@@ -88,7 +88,7 @@ WRITE_LIKE_THE_SPARK_JOB = os.environ.get("STAND_IN_WRITER") == "pyarrow"
 
 def write(local_or_bytes, uri):
     """boto3 by default; with STAND_IN_WRITER=pyarrow as spark/vcf_to_parquet.py (_write_text) and
-    genolake_assets/lib/staged_tables.py (finish_sample_table) write to S3: create_dir, then the object."""
+    genolake_assets/lib/lake/staged_tables.py (finish_sample_table) write to S3: create_dir, then the object."""
     data = local_or_bytes if isinstance(local_or_bytes, bytes) else Path(local_or_bytes).read_bytes()
     if not WRITE_LIKE_THE_SPARK_JOB:
         s3.put_object(Bucket=split(uri)[0], Key=split(uri)[1], Body=data)

@@ -2,9 +2,9 @@
 
 import json
 
-from genolake_assets.lib.identifiers import is_safe_sample_id
-from genolake_assets.lib.lake_layout import landing_index_key
-from genolake_assets.lib.registry import LandingEntry
+from genolake_assets.lib.lake.identifiers import is_safe_sample_id
+from genolake_assets.lib.lake.layout import landing_index_key
+from genolake_assets.lib.lake.registry import LandingEntry
 from tests.pipeline.helpers import tick
 
 COHORT = "1kg_chr20_100samples_GRCh37.vcf"

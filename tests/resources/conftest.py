@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from genolake_assets.resources.object_store import LocalObjectStore
-from genolake_assets.resources.s3_store import S3ObjectStore
+from genolake_assets.resources.lake.object_store import LocalObjectStore
+from genolake_assets.resources.lake.s3_store import S3ObjectStore
 
 @pytest.fixture
 def make_s3_store(moto_endpoint, bucket):

@@ -1,1 +1,0 @@
-"""Programs that run outside the Dagster code location: in a Batch container, or as a local subprocess."""

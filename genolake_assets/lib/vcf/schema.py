@@ -1,0 +1,68 @@
+"""The Arrow schemas of the variant and reference-block tables, derived from a VCF header."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from genolake_assets.lib.vcf.fields import arrow_type
+from genolake_assets.lib.vcf.header import VcfHeader
+
+VARIANTS = "variants"
+REFERENCE_BLOCKS = "reference_blocks"
+TABLES = (VARIANTS, REFERENCE_BLOCKS)
+SORT_KEYS = ("contig", "pos")
+# Fields split_multi_hts rewrites; their original values are kept in `<column>_unsplit`.
+SPLIT_REWRITTEN_FORMAT = ("AD", "PL", "GQ", "PGT")
+
+GENOTYPE = pa.list_(pa.int16())
+
+LOCUS_FIELDS = [
+    pa.field("sample_id", pa.string(), nullable=False),
+    pa.field("sample_name", pa.string(), nullable=False),
+    pa.field("contig", pa.string(), nullable=False),
+    pa.field("pos", pa.int32(), nullable=False),
+    pa.field("end", pa.int32()),
+    pa.field("ref", pa.string(), nullable=False),
+    pa.field("alt", pa.string()),
+]
+# Variants only: a reference block's id would be contig:pos:ref, derivable from its own columns,
+# and as the only unique string per row it cost more Parquet bytes than all other columns together.
+VARIANT_ID = pa.field("variant_id", pa.string(), nullable=False)
+RECORD_FIELDS = [
+    pa.field("rsid", pa.string()),
+    pa.field("qual", pa.float64()),
+    pa.field("filters", pa.list_(pa.string())),
+    pa.field("alleles", pa.list_(pa.string()), nullable=False),
+    pa.field("allele_index", pa.int16(), nullable=False),
+]
+
+
+def _value_fields(header: VcfHeader) -> list[pa.Field]:
+    fields = [pa.field("gt", GENOTYPE), pa.field("gt_phased", pa.bool_())]
+    fields += [pa.field(f.column, arrow_type(f)) for f in header.info.values()]
+    fields.append(pa.field("undeclared_info", pa.string()))
+    fields += [pa.field(f.column, arrow_type(f)) for key, f in header.format.items() if key != "GT"]
+    return fields
+
+
+def unsplit_fields(header: VcfHeader) -> list[pa.Field]:
+    fields = [pa.field("gt_unsplit", GENOTYPE)] if "GT" in header.format else []
+    for key in SPLIT_REWRITTEN_FORMAT:
+        fdef = header.format.get(key)
+        if fdef is not None:
+            fields.append(pa.field(fdef.column + "_unsplit", arrow_type(fdef)))
+    return fields
+
+
+def variants_schema(header: VcfHeader) -> pa.Schema:
+    split = [pa.field("was_split", pa.bool_(), nullable=False)]
+    core = LOCUS_FIELDS + [VARIANT_ID] + RECORD_FIELDS + split
+    return pa.schema(core + _value_fields(header) + unsplit_fields(header))
+
+
+def reference_blocks_schema(header: VcfHeader) -> pa.Schema:
+    return pa.schema(LOCUS_FIELDS + RECORD_FIELDS + _value_fields(header))
+
+
+def schemas(header: VcfHeader) -> dict[str, pa.Schema]:
+    return {VARIANTS: variants_schema(header), REFERENCE_BLOCKS: reference_blocks_schema(header)}
