@@ -6,8 +6,8 @@ Runs over the real BAMs in ../shared/data/bam (tests/data/bam when ../shared is 
 says which set was used). For each file, side by side in one run: BAM level 6 (samtools' default),
 CRAM 3.0, CRAM 3.1 normal (the default profile), CRAM 3.1 small, CRAM 3.1 archive, and "genolake" =
 exactly what the compression entrypoint does by default (CompressOptions().cram()). All CRAM rows go
-through lib/cram_codec.encode_cram (store_md=1, store_nm=1, no @PG), so they differ only in version
-and profile; every CRAM output is decoded and compared record by record (lib/alignment_verify).
+through lib/alignments/cram_codec.encode_cram (store_md=1, store_nm=1, no @PG), so they differ only in version
+and profile; every CRAM output is decoded and compared record by record (lib/alignments/verify.py).
 
 Figures: output bytes; ratio = input BAM bytes / output bytes; encode and decode MB/s = MB (10^6
 bytes) of input BAM per second, decode being a full decode_to_bam to an uncompressed BAM; best of

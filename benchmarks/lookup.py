@@ -4,8 +4,8 @@
     .venv/bin/python benchmarks/lookup.py --quick    # 200 samples
 
 (a) tabix-indexed per-sample gVCFs read with pysam, (b) DuckDB over the per-sample Parquet
-partitions, (c) the locus-ordered cohort table read with `cohort_lookup.lookup` (manifest read every
-time) and, as (c) warm, with one `cohort_lookup.CohortReader` reused across runs. Prints the median
+partitions, (c) the locus-ordered cohort table read with `lib.cohort.lookup.lookup` (manifest read every
+time) and, as (c) warm, with one `lib.cohort.lookup.CohortReader` reused across runs. Prints the median
 time of each, the bytes each reads, the ratios, and whether (c) returns the same genotypes as (a).
 See benchmarks/README.md ("Marker lookup benchmark"). Always exits 0: a report, not a gate.
 """
@@ -236,7 +236,7 @@ def draw_markers(sources: list[Path], count: int) -> tuple[list[tuple[str, int]]
 # ---------------------------------------------------------------- genotypes (common form)
 #
 # Each approach's rows become (sample, marker) -> the genotype strings a lookup reports there,
-# following the rules documented in cohort_lookup (re-implemented here, not imported): variant rows
+# following the rules documented in lib/cohort/lookup.py (re-implemented here, not imported): variant rows
 # starting at the marker, reference blocks spanning it; the sample's carried alleles if any, else
 # one hom-ref / no-call genotype, else None (nothing covers the marker for that sample).
 
@@ -396,8 +396,9 @@ def duckdb_calls(samples: list[str], markers: list[int], table) -> Counter:
 def cohort_modules():
     """Import the cohort modules, or return the reason they are unavailable."""
     try:
-        from genolake_assets.lib import cohort_layout, cohort_lookup  # noqa: PLC0415
-        from genolake_assets.resources import cohort_reader  # noqa: PLC0415
+        from genolake_assets.lib.cohort import layout as cohort_layout  # noqa: PLC0415
+        from genolake_assets.lib.cohort import lookup as cohort_lookup  # noqa: PLC0415
+        from genolake_assets.resources.lake import cohort_reader  # noqa: PLC0415
     except Exception as error:  # noqa: BLE001 - a report, not a gate
         return None, f"{type(error).__name__}: {error}"
     return (cohort_layout, cohort_lookup, cohort_reader), None

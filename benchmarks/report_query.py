@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from genolake_assets.demo import DEFAULT_CLINVAR, DEFAULT_DATA, DEMO_REPORTS, run_demo  # noqa: E402
 from genolake_assets.queries import render  # noqa: E402
-from genolake_assets.resources.sql.sql_engine import DuckDbQueryEngine  # noqa: E402
+from genolake_assets.resources.sql.duckdb_engine import DuckDbQueryEngine  # noqa: E402
 from tests.pipeline.report_oracle import expected_report  # noqa: E402
 
 COHORT_VCF = DEFAULT_DATA / "1kg_chr20_100samples_GRCh37.vcf"

@@ -18,32 +18,30 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:  # `python deploy/template.py` from a checkout
     sys.path.insert(0, str(_ROOT))
 
-from genolake_assets.lib.lake.lifecycle import (
+from genolake_assets.lib.lake.layout import (
+    ATHENA_RESULTS_PREFIX,
+    COMPRESSION_RESULTS_PREFIX as RESULTS_PREFIX,
     CRAM_PREFIX,
+    EMR_CODE_PREFIX as CODE_PREFIX,
+    EMR_LOGS_PREFIX,
+    LANDING_SEQUENCERS_PREFIX,
     RAW_BAM_PREFIX,
     RAW_VCF_PREFIX,
+    REFERENCE_BLOCKS_TABLE,
     REFERENCES_PREFIX,
-    LifecycleSettings,
-    cloudformation_rules,
+    REGISTRY_PREFIX,
+    STAGING_CONVERT_PREFIX,
+    VARIANTS_TABLE,
+    WORK_ORDERS_PREFIX,
 )
+from genolake_assets.lib.lake.lifecycle import LifecycleSettings, cloudformation_rules
 
 STAGES = ("dev", "prod")
 TEMPLATE_PATH = Path(__file__).resolve().parent / "genolake.template.json"
 
-# Lake prefixes the roles are scoped to (keys relative to the lake root; the stack's lake is the whole bucket).
-LANDING_SEQUENCERS_PREFIX = "landing/sequencers/"
-WORK_ORDERS_PREFIX = "alignments/work_orders/"
-RESULTS_PREFIX = "alignments/results/"
-VARIANTS_PREFIX = "variants/"
-REFERENCE_BLOCKS_PREFIX = "reference_blocks/"
-REGISTRY_PREFIX = "registry/"
-ATHENA_RESULTS_PREFIX = "athena-results/"
-EMR_LOGS_PREFIX = "emr-logs/"
-"""Also holds the Hail job's Pipes messages (emr-logs/pipes/), which the cluster writes."""
-CODE_PREFIX = "code/"
-STAGING_CONVERT_PREFIX = "staging/convert/"
-"""Where the Hail job stages a batch's Parquet files and writes its result; the orchestrator publishes them."""
-"""The Hail job's script, package zip and bootstrap action, content-addressed (EmrHailConverter uploads them)."""
+# The roles are scoped to lake prefixes (lib/lake/layout.py; the stack's lake is the whole bucket).
+VARIANTS_PREFIX = f"{VARIANTS_TABLE}/"
+REFERENCE_BLOCKS_PREFIX = f"{REFERENCE_BLOCKS_TABLE}/"
 EMR_COMPONENT_TAG = "genolake:component"
 EMR_COMPONENT = "hail-convert"
 """The tag EmrHailConverter puts on its clusters; the orchestrator may create and act on only those."""
@@ -166,7 +164,6 @@ def kms_via(sid: str, actions: list[str], *services: str) -> dict:
     }
 
 
-KMS_READ = ["kms:Decrypt", "kms:DescribeKey"]
 KMS_READ_WRITE = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
 S3_WRITE = ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
 

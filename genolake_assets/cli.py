@@ -5,6 +5,8 @@ import json
 import sys
 from pathlib import Path
 
+from genolake_assets.settings import ENGINES
+
 
 def _convert(args: argparse.Namespace) -> int:
     from genolake_assets.lib.errors import VcfFormatError
@@ -258,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="convert only these samples (VCF header names); default: all")
     convert.add_argument("--json", action="store_true", help="print the full conversion report as JSON")
     convert.add_argument("--quiet", action="store_true", help="no progress bar")
-    convert.add_argument("--engine", choices=("arrow", "hail"), default="arrow",
+    convert.add_argument("--engine", choices=ENGINES, default="arrow",
                          help="arrow: the in-process converter (default); hail: spark/vcf_to_parquet.py with Hail "
                               "on local Spark (needs the hail extra); both write the same tables")
     convert.add_argument("--spark-master", default="local[2]", help="Spark master for --engine hail")

@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from genolake_assets.lib.lake.layout import VCF_SUFFIXES, is_vcf_key
+from genolake_assets.lib.lake.layout import REFERENCE_BLOCKS_TABLE, VARIANTS_TABLE, VCF_SUFFIXES, is_vcf_key
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "data" / "vcf"
 DEFAULT_BAMS = Path(__file__).resolve().parents[1] / "data" / "bam"
@@ -197,7 +197,7 @@ def _summary(home: Path, dagster_home: Path, catalog, store, cohort_meta: dict, 
               catalog.query("SELECT status, count(*) AS n FROM samples GROUP BY status").to_pylist()}
     variant_rows = catalog.query("SELECT count(*) AS n FROM variants").to_pylist()[0]["n"]
     block_rows = catalog.query("SELECT count(*) AS n FROM reference_blocks").to_pylist()[0]["n"]
-    lake_bytes = sum(o.size for prefix in ("variants/", "reference_blocks/") for o in store.list_objects(prefix))
+    lake_bytes = sum(o.size for prefix in (f"{VARIANTS_TABLE}/", f"{REFERENCE_BLOCKS_TABLE}/") for o in store.list_objects(prefix))
     return DemoSummary(home=home, lake=home / "lake", dagster_home=dagster_home, samples=sum(status.values()),
                        converted=status.get("converted", 0), quarantined=status.get("quarantined", 0),
                        variant_rows=variant_rows, reference_block_rows=block_rows, lake_bytes=lake_bytes,

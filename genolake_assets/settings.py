@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from genolake_assets.lib.lake.layout import ATHENA_RESULTS_PREFIX
 from genolake_assets.lib.clinvar.fetch import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS, NCBI_CLINVAR_PREFIX, SourcePolicy
 
 PROFILES = ("local", "aws")
@@ -52,8 +53,6 @@ class Settings:
     regions_bed: str | None = None
     """``GENOLAKE_REGIONS_BED``: Hail engine only: convert only records whose position lies in this BED file's
     intervals (a path locally, an s3:// URI on EMR)."""
-    samples_per_cluster: int = 100
-    """``GENOLAKE_SAMPLES_PER_CLUSTER``: how many samples one conversion run (one EMR cluster) takes."""
     emr_release_label: str | None = None
     """``GENOLAKE_EMR_*``: the Hail engine's cluster; None keeps the resource's default."""
     emr_subnet_id: str | None = None
@@ -79,7 +78,7 @@ class Settings:
         if not self.s3_bucket:
             return None
         prefix = self.s3_prefix.strip("/")
-        return f"s3://{self.s3_bucket}/{prefix + '/' if prefix else ''}athena-results/"
+        return f"s3://{self.s3_bucket}/{prefix + '/' if prefix else ''}{ATHENA_RESULTS_PREFIX}"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -139,11 +138,10 @@ def _engine_settings() -> dict:
     if hail_install == "custom_ami" and not custom_ami_id:
         raise ValueError("GENOLAKE_HAIL_INSTALL=custom_ami needs GENOLAKE_EMR_CUSTOM_AMI_ID: "
                          "an AMI with Hail installed")
-    samples_per_cluster = _positive_int("GENOLAKE_SAMPLES_PER_CLUSTER")
+    samples_per_run()  # refused here, at start-up, if malformed
     return {
         "engine": _choice("GENOLAKE_ENGINE", ENGINES, "arrow"),
         "regions_bed": _text("GENOLAKE_REGIONS_BED"),
-        "samples_per_cluster": samples_per_cluster if samples_per_cluster is not None else 100,
         "emr_release_label": _text("GENOLAKE_EMR_RELEASE_LABEL"),
         "emr_subnet_id": _text("GENOLAKE_EMR_SUBNET_ID"),
         "emr_service_role": _text("GENOLAKE_EMR_SERVICE_ROLE"),

@@ -33,13 +33,12 @@ from genolake_assets.lib.vcf.batch import BatchResult, ConversionJob, Conversion
 from genolake_assets.lib.errors import InputProblem, VcfFormatError
 from genolake_assets.lib.lake.staged_tables import filesystem_for, finish_sample_table, staged_uri
 from genolake_assets.lib.vcf.schema import REFERENCE_BLOCKS, SPLIT_REWRITTEN_FORMAT, TABLES, VARIANTS, schemas
+from genolake_assets.lib.vcf.conventions import SPANNING_DELETION, SYMBOLIC_REFERENCE
 from genolake_assets.lib.vcf.convert import ConversionReport, SampleReport
 from genolake_assets.lib.vcf.header import VcfHeader, read_header_stream
 
 ENGINE = "genolake-hail"
 ENGINE_VERSION = "1"
-SYMBOLIC_REFERENCE = ["<NON_REF>", "<*>"]
-SPANNING_DELETION = "*"
 UNKNOWN_CONTIG_LENGTH = 2**31 - 2
 
 
@@ -174,7 +173,7 @@ def _entries(mt, header: VcfHeader, variant: bool, contig_rank: dict, sample_ids
 def classify(mt, header: VcfHeader, multi_sample: bool):
     """Per record and sample: a reference-block row, variant rows, or neither (docs/variant-table.md)."""
     alts = mt.alleles[1:]
-    real = alts.filter(lambda a: ~hl.literal(SYMBOLIC_REFERENCE + [SPANNING_DELETION]).contains(a))
+    real = alts.filter(lambda a: ~hl.literal([*SYMBOLIC_REFERENCE, SPANNING_DELETION]).contains(a))
     mt = mt.annotate_rows(_alleles=mt.alleles, _real=hl.len(real) > 0, _star=alts.contains(SPANNING_DELETION))
     homref = (hl.is_defined(mt.GT) & mt.GT.is_hom_ref()) if (multi_sample and "GT" in header.format) \
         else hl.bool(False)
@@ -229,7 +228,7 @@ def build_tables(prepared: PreparedJob, regions_bed_uri: str | None) -> Prepared
     variants = variants.annotate_entries(**saved)
     biallelic = variants.filter_rows(hl.len(variants.alleles) == 2).annotate_rows(a_index=1, was_split=False)
     split = hl.split_multi_hts(variants.filter_rows(hl.len(variants.alleles) > 2), permit_shuffle=True)
-    split = split.filter_rows(~hl.literal(SYMBOLIC_REFERENCE).contains(split.alleles[1]))
+    split = split.filter_rows(~hl.literal(list(SYMBOLIC_REFERENCE)).contains(split.alleles[1]))
     split = split.select_rows(*biallelic.row_value).select_entries(*biallelic.entry)
     prepared.variants = _entries(split.union_rows(biallelic), header, True, contig_rank, job.samples)
     return prepared

@@ -16,12 +16,15 @@ DATA_VCF = Path(__file__).resolve().parent / "data" / "vcf"
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def clinvar_files_from_the_test_data(monkeypatch, tmp_path_factory):
+@pytest.fixture(autouse=True, scope="session")
+def clinvar_files_from_the_test_data(tmp_path_factory):
     """Tests read ClinVar from the repo's data and their own temporary folders: the operator's allow-list
-    (GENOLAKE_CLINVAR_LOCAL_DIRS) names those folders, as a deployment names its mirror."""
+    (GENOLAKE_CLINVAR_LOCAL_DIRS) names those folders, as a deployment names its mirror. Session-wide, so
+    module-scoped fixtures that refresh ClinVar see it too."""
     folders = [REPO / "tests" / "data", REPO / "data", tmp_path_factory.getbasetemp()]
-    monkeypatch.setenv("GENOLAKE_CLINVAR_LOCAL_DIRS", os.pathsep.join(str(folder) for folder in folders))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GENOLAKE_CLINVAR_LOCAL_DIRS", os.pathsep.join(str(folder) for folder in folders))
+        yield
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def test_report_row_sources_traces_a_variant_to_the_landed_files(instance, resou
 
     import dagster as dg
 
-    from genolake_assets.assets.cohort import cohort_variants
+    from genolake_assets.assets.variants import cohort_variants
 
     for name in ("HG00187.hg38.g.vcf.gz", "HG00190.hg38.g.vcf.gz"):
         land(data_vcf / name)

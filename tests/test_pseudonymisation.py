@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from genolake_assets.assets.alignments import alignment_file_catalog, compressed_bam, raw_bam, reference_genomes
-from genolake_assets.assets.cohort import cohort_variants
+from genolake_assets.assets.variants import cohort_variants
 from genolake_assets.demo import RANGE_END, RANGE_START
 from genolake_assets.lib.lake.identifiers import (
     DEFAULT_POLICY,

@@ -3,6 +3,8 @@
 The order is the safety argument: the CRAM is published only once decoding it reproduced every
 record of the BAM (inside the compression job), the catalog records it only for a verified result,
 and the original BAM is tagged for archive only after its catalog entries are written.
+
+Also ``lake_lifecycle_policy``: the lake's storage tiering, applied as code (aws) or reported as a plan (local).
 """
 
 import json
@@ -11,15 +13,27 @@ import time
 import dagster as dg
 from pydantic import Field
 
-from genolake_assets.assets.partitions import alignments_partitions
-from genolake_assets.assets.schemas import URI, link
+from genolake_assets.assets.shared import URI, alignments_partitions, link
 from genolake_assets.lib.alignments.registry import (
-    AlignmentRecord, choose_reference, load_alignment, load_references, quarantine_alignment, register_alignment,
-    register_landed_references, save_alignment,
+    AlignmentRecord,
+    choose_reference,
+    load_alignment,
+    load_references,
+    quarantine_alignment,
+    register_alignment,
+    register_landed_references,
+    save_alignment,
 )
 from genolake_assets.lib.errors import AlignmentFileError
 from genolake_assets.lib.lake.layout import compression_result_key, cram_key, work_order_key
-from genolake_assets.lib.lake.lifecycle import archive_tags
+from genolake_assets.lib.lake.lifecycle import (
+    LifecycleSettings,
+    archive_tags,
+    lifecycle_plan,
+    lifecycle_rules,
+    plan_summary,
+    render_plan_markdown,
+)
 from genolake_assets.lib.lake.registry import utc_now
 from genolake_assets.resources.compression.runner import CompressionRunner, RunnerOutcome
 from genolake_assets.resources.file_catalog.file_catalog import FileCatalog, FileCatalogEntry
@@ -277,3 +291,33 @@ def alignment_file_catalog(context: dg.AssetExecutionContext, lake: LakeResource
         "entries_written": dg.MetadataValue.json(written), "bam_tags": dg.MetadataValue.json(archive_tags(record.cram_key)),
         "cram_sha256": cram.sha256, "bam_sha256": bam.sha256, "reference_md5": fasta.md5,
     })
+
+
+@dg.asset(group_name="alignments", kinds={"s3"}, owners=["team:genomics-data-engineering"],
+          description="S3 lifecycle rules as code: original BAMs tagged genolake-archive=verified (only after their "
+                      "CRAM verified and was catalogued) move to Glacier Deep Archive, raw VCFs to Standard-IA; CRAMs "
+                      "and references stay hot; unfinished multipart uploads are aborted. The aws profile writes the "
+                      "rules to the lake bucket (keeping rules it does not own); the local profile reports what the "
+                      "rules would do to each object in the lake.")
+def lake_lifecycle_policy(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    settings = LifecycleSettings.from_env()
+    rules = lifecycle_rules(settings)
+    metadata = {"rules": dg.MetadataValue.json(rules), "profile": lake.profile}
+    if lake.profile == "aws":
+        applied = lake.lifecycle_applier().apply(rules)
+        context.log.info(f"lifecycle rules on s3://{lake.s3_bucket}: wrote {applied['applied']}, kept {applied['kept']}")
+        metadata.update({"bucket": lake.s3_bucket, "changed": applied["changed"],
+                         "kept_foreign_rules": dg.MetadataValue.json(applied["kept"]),
+                         "bucket_rules": dg.MetadataValue.json(applied["rules"])})
+        return dg.MaterializeResult(metadata=metadata)
+    store = lake.store()
+    rows = lifecycle_plan(store.list_objects(""), store.get_tags, settings)
+    metadata.update({"plan": dg.MetadataValue.md(render_plan_markdown(rows, limit=100)),
+                     "summary": dg.MetadataValue.json(plan_summary(rows)), "objects": len(rows)})
+    return dg.MaterializeResult(metadata=metadata)
+
+
+lifecycle_job = dg.define_asset_job(
+    name="apply_lifecycle_policy", selection=dg.AssetSelection.assets(lake_lifecycle_policy),
+    description="Apply the lake's S3 lifecycle rules (aws) or report what they would do (local).",
+)

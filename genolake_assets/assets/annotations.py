@@ -14,21 +14,33 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from genolake_assets.assets.schemas import (
-    CLINVAR_COLUMNS, COLUMN_SCHEMA, ROW_COUNT, TABLE_NAME, URI, arrow_columns, link, table_name, table_schema,
+from genolake_assets.assets.shared import (
+    COLUMN_SCHEMA,
+    ROW_COUNT,
+    TABLE_NAME,
+    URI,
+    arrow_columns,
+    link,
+    table_name,
+    table_schema,
 )
-
 from genolake_assets.lib.clinvar.convert import ClinvarFormatError, convert_clinvar, detect_clinvar_format
-from genolake_assets.lib.clinvar.schema import CLINVAR_SCHEMA
 from genolake_assets.lib.clinvar.fetch import SourceRefused, fetch, file_name_of
-from genolake_assets.settings import clinvar_source_policy
+from genolake_assets.lib.clinvar.schema import CLINVAR_COLUMNS, CLINVAR_SCHEMA
+from genolake_assets.lib.lake.checksums import sha256_of_file
 from genolake_assets.lib.lake.layout import (
-    CLINVAR_PARTITION_KEYS, CLINVAR_PUBLISHED_KEY, CLINVAR_REJECTED_PREFIX, CLINVAR_SNAPSHOT_KEY,
-    CLINVAR_SOURCE_KEY, CLINVAR_TABLE_PREFIX, clinvar_raw_key, clinvar_snapshot_prefix,
+    CLINVAR_PARTITION_KEYS,
+    CLINVAR_PUBLISHED_KEY,
+    CLINVAR_REJECTED_PREFIX,
+    CLINVAR_SNAPSHOT_KEY,
+    CLINVAR_SOURCE_KEY,
+    CLINVAR_TABLE_PREFIX,
+    clinvar_raw_key,
+    clinvar_snapshot_prefix,
 )
 from genolake_assets.resources.catalog.catalog import Catalog
 from genolake_assets.resources.lake.lake import LakeResource
-from genolake_assets.resources.lake.object_store import sha256_of_file
+from genolake_assets.settings import clinvar_source_policy
 
 NCBI_VARIANT_SUMMARY = "https://ftp.ncbi.nlm.nih.gov/pub/clinvar/tab_delimited/variant_summary.txt.gz"
 _OWNERS = ["team:genomics-data-engineering"]
@@ -194,3 +206,20 @@ def _prune_snapshots(store, keep: set[str]) -> list[str]:
             store.delete_prefix(prefix + "/")
             removed.append(prefix)
     return removed
+
+
+refresh_clinvar = dg.define_asset_job(
+    name="refresh_clinvar",
+    selection=dg.AssetSelection.assets(clinvar_source, clinvar_variants, clinvar_table),
+    description="Fetch a ClinVar release, convert it to a new snapshot and point the clinvar table at it.",
+)
+
+
+def weekly_clinvar_schedule(profile: str) -> dg.ScheduleDefinition:
+    """NCBI publishes variant_summary weekly; fetch it on Monday mornings. On by default where the lake has a
+    network path to NCBI (aws); a laptop turns it on in the UI when it wants it."""
+    return dg.ScheduleDefinition(
+        name="weekly_clinvar", job=refresh_clinvar, cron_schedule="0 6 * * 1", execution_timezone="UTC",
+        run_config={"ops": {"clinvar_source": {"config": {"uri": NCBI_VARIANT_SUMMARY}}}},
+        default_status=dg.DefaultScheduleStatus.RUNNING if profile == "aws" else dg.DefaultScheduleStatus.STOPPED,
+    )

@@ -1,23 +1,37 @@
-"""raw_vcf: register one landed VCF per sample (validated, checksummed, copied into raw/)."""
-
+"""The ingest group: sequencer transfers into landing (``sequencer_runs``, ``start_sequencer_transfer``),
+each landed VCF registered as ``raw_vcf`` (validated, checksummed, copied into raw/), and the
+``samples_table`` that traces every report row back to its file.
+"""
 
 import time
 
 import dagster as dg
+import pyarrow.parquet as pq
 
-from genolake_assets.assets.batch import each_partition, fail_for_bad_partitions
-from genolake_assets.assets.partitions import samples_backfill_policy, samples_partitions
-from genolake_assets.assets.records import load_landing, load_record, mark_quarantined, save_record
-from genolake_assets.assets.schemas import URI
+from genolake_assets.assets.shared import (
+    COLUMN_SCHEMA,
+    EAGER,
+    URI,
+    arrow_columns,
+    each_partition,
+    fail_for_bad_partitions,
+    registration_metadata,
+    samples_backfill_policy,
+    samples_partitions,
+    table_schema,
+)
 from genolake_assets.lib.errors import VcfFormatError
-from genolake_assets.lib.lake.layout import raw_vcf_key
-from genolake_assets.lib.lake.quarantine import quarantine, stored_file_name
+from genolake_assets.lib.lake.checksums import sha256_of_file
 from genolake_assets.lib.lake.landing import mark_copied_into_raw
-from genolake_assets.lib.lake.registry import SampleRecord, utc_now
+from genolake_assets.lib.lake.layout import SAMPLE_REGISTRY_PREFIX, SAMPLES_TABLE_KEY, raw_vcf_key
+from genolake_assets.lib.lake.quarantine import quarantine, stored_file_name
+from genolake_assets.lib.lake.records import load_landing, load_record, mark_quarantined, save_record
+from genolake_assets.lib.lake.registry import SAMPLE_COLUMNS, SAMPLES_SCHEMA, SampleRecord, samples_arrow_table, utc_now
 from genolake_assets.lib.vcf.header import read_header
 from genolake_assets.lib.vcf.source import verify_readable
-from genolake_assets.resources.lake.object_store import sha256_of_file
+from genolake_assets.resources.catalog.catalog import Catalog
 from genolake_assets.resources.lake.lake import LakeResource
+from genolake_assets.resources.transfer.transfer import TransferResource
 
 
 def register_sample(lake: LakeResource, sample_id: str) -> SampleRecord:
@@ -105,3 +119,80 @@ def _metadata(record: SampleRecord, pseudonymise: bool = False) -> dict:
         "caller": record.caller or "unknown",
         "samples_in_file": record.samples_in_file,
     }
+
+
+@dg.asset(
+    deps=["raw_vcf", "sample_variants"], group_name="ingest", kinds={"parquet", "duckdb", "glue"},
+    owners=["team:genomics-data-engineering"], automation_condition=EAGER,
+    metadata={COLUMN_SCHEMA: table_schema(arrow_columns(SAMPLES_SCHEMA), SAMPLE_COLUMNS)},
+    description="One row per ingested sample: source file, checksum, size, caller and reference genome, "
+                "ingest and conversion times, engine, rows per table, and status (converted / quarantined "
+                "with the reason). How a report row is traced back to its VCF.",
+)
+def samples_table(lake: LakeResource, catalog: Catalog) -> dg.MaterializeResult:
+    started = time.perf_counter()
+    store = lake.store()
+    records = [SampleRecord.from_json(store.read_bytes(obj.key)) for obj in store.list_objects(SAMPLE_REGISTRY_PREFIX)
+               if obj.key.endswith(".json")]
+    table = samples_arrow_table(records)
+    staged = lake.scratch / "samples.parquet"
+    pq.write_table(table, staged, compression="zstd")
+    store.upload(staged, SAMPLES_TABLE_KEY)
+    registration = catalog.register_file_table("samples", SAMPLES_TABLE_KEY)
+    statuses = {s: sum(1 for r in records if r.status == s) for s in sorted({r.status for r in records})}
+    quarantined = [r for r in records if r.status == "quarantined"]
+    return dg.MaterializeResult(metadata={
+        **registration_metadata(catalog, registration, SAMPLE_COLUMNS, started),
+        **{f"samples_{status}": count for status, count in statuses.items()},
+        "quarantined": dg.MetadataValue.md("\n".join(f"- `{r.sample_id}`: {r.reason}" for r in quarantined)
+                                           or "none"),
+    })
+
+
+sequencer_runs = dg.AssetSpec(
+    "sequencer_runs", group_name="ingest", kinds={"datasync", "s3"}, owners=["team:genomics-data-engineering"],
+    description="Run folders on the sequencers' storage (NFS/SMB), outside the lake. AWS DataSync (or the local copier) "
+                "brings the last days' dated run folders, and folders named in ad-hoc manifests, into "
+                "landing/sequencers/. Each transfer execution is an observation here: status, bytes, files, duration.",
+)
+from genolake_assets.sensors.landing import INGEST_JOB_NAME
+
+
+class TransferRequest(dg.Config):
+    includes: list[str]
+    """Share-relative include patterns (DataSync SIMPLE_PATTERN syntax)."""
+    reason: str = "manual"
+    skip_if_active: bool = True
+    """The schedule's rule: never start an execution while another is queued or running."""
+
+
+@dg.op(description="Start one transfer execution with the given include filters, unless one is already queued or "
+                   "running (for the schedule); ad-hoc manifests start theirs regardless, as DataSync queues them.")
+def start_transfer(context: dg.OpExecutionContext, config: TransferRequest, transfer: TransferResource) -> dict:
+    if config.skip_if_active:
+        active = transfer.active()
+        if active:
+            context.log.info(f"not starting a transfer: {', '.join(f'{e.execution_id} ({e.status})' for e in active)} "
+                             "is still queued or running")
+            return {"started": None, "skipped_for": [e.execution_id for e in active]}
+    execution = transfer.start(list(config.includes), config.reason)
+    context.log.info(f"started transfer {execution.execution_id} ({execution.status}) for {config.reason}: "
+                     f"{len(config.includes)} include pattern(s)")
+    context.log_event(dg.AssetObservation(asset_key=sequencer_runs.key, metadata={
+        "execution_id": execution.execution_id, "status": execution.status, "reason": config.reason,
+        "includes": dg.MetadataValue.json(list(config.includes))}))
+    return {"started": execution.execution_id, "status": execution.status}
+
+
+@dg.job(name="start_sequencer_transfer", description="Start a sequencer → lake transfer (DataSync task execution, or "
+                                                    "the local copier) with include filters.")
+def start_sequencer_transfer():
+    start_transfer()
+
+
+ingest_samples = dg.define_asset_job(
+    name=INGEST_JOB_NAME,
+    selection=dg.AssetSelection.assets("raw_vcf", "sample_variants"),
+    partitions_def=samples_partitions,
+    description="Register and convert landed samples (one run per sample from the landing sensor, or a backfill).",
+)

@@ -8,11 +8,16 @@ import time
 import dagster as dg
 from pydantic import Field
 
-from genolake_assets.assets.schemas import (
-    COLUMN_SCHEMA, REPORT_COLUMNS, ROW_COUNT, URI, arrow_columns, link, table_schema,
+from genolake_assets.assets.shared import (
+    COLUMN_SCHEMA,
+    ROW_COUNT,
+    URI,
+    arrow_columns,
+    link,
+    table_schema,
 )
 from genolake_assets.lib.lake.layout import REPORTS_PREFIX
-from genolake_assets.lib.reports.output import markdown_table, write_report_files
+from genolake_assets.lib.reports.output import REPORT_COLUMNS, markdown_table, write_report_files
 from genolake_assets.queries import render
 from genolake_assets.resources.lake.lake import LakeResource
 from genolake_assets.resources.sql.sql_engine import QueryEngine
@@ -90,3 +95,10 @@ def _cohort_size(sql: QueryEngine, config: DrugResponseReportConfig) -> int:
     """The sub-population's size, so an empty report still says how many samples it looked at."""
     statement = render("cohort_size", sample_pattern=config.sample_pattern, assembly=config.assembly)
     return int(sql.run(statement).table.column(0)[0].as_py())
+
+
+report_job = dg.define_asset_job(
+    name="drug_response",
+    selection=dg.AssetSelection.assets(drug_response_report),
+    description="Run the cohort drug-response report (set the sample and significance patterns in the config).",
+)

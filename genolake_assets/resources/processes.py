@@ -7,6 +7,19 @@ import signal
 import subprocess
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def default_stop_signals() -> None:
+    """``preexec_fn`` of a child program: its stop signals back to their defaults.
+
+    An ignored signal survives exec, and a Dagster worker can hold SIGTERM ignored (Dagster maps SIGTERM onto
+    SIGINT's handler, and SIGINT is ignored in a background job): the child would then outlive
+    ``kill_process_group``'s SIGTERM and every stop its program relies on."""
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, signal.SIG_DFL)
+
+
 def kill_process_group(process: subprocess.Popen, grace_seconds: float = 5.0) -> None:
     """SIGTERM the program's process group (started with ``start_new_session=True``), then SIGKILL what is
     left: a JVM or a worker a program started goes too."""

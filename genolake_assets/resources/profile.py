@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import dagster as dg
 
-from genolake_assets.resources.sql.athena import AthenaQueryEngine
-from genolake_assets.resources.catalog.catalog import DuckDbCatalog
-from genolake_assets.resources.compression.runner import AwsBatchCompressionRunner, LocalCompressionRunner
+from genolake_assets.lib.transfers.rules import TransferConfig
+from genolake_assets.resources.catalog.duckdb_catalog import DuckDbCatalog
+from genolake_assets.resources.catalog.glue_catalog import GlueCatalog
+from genolake_assets.resources.compression.batch import AwsBatchCompressionRunner
+from genolake_assets.resources.compression.local import LocalCompressionRunner
 from genolake_assets.resources.conversion.emr_hail import EmrHailConverter
 from genolake_assets.resources.conversion.engine import ConverterResource
-from genolake_assets.resources.file_catalog.file_catalog import DynamoDbFileCatalog, SqliteFileCatalog
-from genolake_assets.resources.catalog.glue_catalog import GlueCatalog
+from genolake_assets.resources.file_catalog.dynamodb import DynamoDbFileCatalog
+from genolake_assets.resources.file_catalog.sqlite import SqliteFileCatalog
 from genolake_assets.resources.lake.lake import LakeResource
-from genolake_assets.resources.sql.sql_engine import DuckDbQueryEngine
-from genolake_assets.resources.transfer.transfer import DataSyncTransfer, LocalTransfer
-from genolake_assets.lib.transfers.rules import TransferConfig
+from genolake_assets.resources.sql.athena import AthenaQueryEngine
+from genolake_assets.resources.sql.duckdb_engine import DuckDbQueryEngine
+from genolake_assets.resources.transfer.datasync import DataSyncTransfer
+from genolake_assets.resources.transfer.local import LocalTransfer
 from genolake_assets.settings import Settings
 
 

@@ -9,7 +9,7 @@ of it when pseudonymising, docs/phi.md).
 
 import dagster as dg
 
-from genolake_assets.assets.partitions import alignments_partitions
+from genolake_assets.assets.shared import alignments_partitions
 from genolake_assets.lib.alignments.registry import AlignmentRecord, load_alignment, save_alignment
 from genolake_assets.lib.lake.identifiers import InvalidIdentifierError, SampleIdPolicy
 from genolake_assets.lib.lake.layout import LANDING_PREFIX, is_alignment_key, is_reference_key

@@ -12,7 +12,7 @@ line written here carries a sample name (docs/phi.md).
 
 import dagster as dg
 
-from genolake_assets.assets.partitions import samples_partitions
+from genolake_assets.assets.shared import samples_partitions
 from genolake_assets.lib.errors import InputProblem, VcfFormatError
 from genolake_assets.lib.lake.identifiers import InvalidIdentifierError, SampleIdPolicy
 from genolake_assets.lib.lake.layout import LANDING_PREFIX, landing_index_key

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from genolake_assets.assets.transfers import sequencer_runs, start_sequencer_transfer
+from genolake_assets.assets.ingest import sequencer_runs, start_sequencer_transfer
 from genolake_assets.lib.errors import InputProblem
 from genolake_assets.lib.lake.landing import LandingCursor, new_landed_files
 from genolake_assets.lib.lake.quarantine import quarantine, safe_file_name

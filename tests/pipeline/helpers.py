@@ -5,7 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from genolake_assets.assets.ingest import raw_vcf
-from genolake_assets.assets.tables import reference_blocks_table, samples_table, variants_table
+from genolake_assets.assets.ingest import samples_table
+from genolake_assets.assets.variants import reference_blocks_table, variants_table
 from genolake_assets.assets.variants import sample_variants
 from genolake_assets.sensors.landing import landing_sensor
 

@@ -12,7 +12,7 @@ import pysam
 import pytest
 
 from genolake_assets.assets.alignments import alignment_file_catalog, compressed_bam, raw_bam, reference_genomes
-from genolake_assets.assets.lifecycle import lake_lifecycle_policy
+from genolake_assets.assets.alignments import lake_lifecycle_policy
 from genolake_assets.lib.alignments.registry import load_alignment
 from genolake_assets.lib.lake.lifecycle import ARCHIVE_TAG_KEY
 from genolake_assets.sensors.alignments import alignment_landing_sensor

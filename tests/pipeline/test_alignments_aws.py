@@ -17,11 +17,11 @@ import dagster as dg
 import pytest
 
 from genolake_assets.assets.alignments import alignment_file_catalog, compressed_bam, raw_bam, reference_genomes
-from genolake_assets.assets.lifecycle import lake_lifecycle_policy
+from genolake_assets.assets.alignments import lake_lifecycle_policy
 from genolake_assets.lib.alignments.registry import load_alignment
-from genolake_assets.resources.compression import runner as compression_runner
-from genolake_assets.resources.compression.runner import AwsBatchCompressionRunner
-from genolake_assets.resources.file_catalog.file_catalog import DynamoDbFileCatalog
+from genolake_assets.resources.compression import batch as compression_batch
+from genolake_assets.resources.compression.batch import AwsBatchCompressionRunner
+from genolake_assets.resources.file_catalog.dynamodb import DynamoDbFileCatalog
 from genolake_assets.resources.lake.s3_store import aws_client
 from genolake_assets.sensors.alignments import alignment_landing_sensor
 from tests.moto_api import create_batch_queue
@@ -50,8 +50,8 @@ def aws_alignment_resources(aws_resources, batch_environment, moto_endpoint, mon
     batch.meta.events.register("before-parameter-build.batch.SubmitJob", run_container)
     # Dagster rebuilds resources from their config for each run, so hand the hooked client to the
     # runner through its client factory.
-    factory = compression_runner.aws_client
-    monkeypatch.setattr(compression_runner, "aws_client",
+    factory = compression_batch.aws_client
+    monkeypatch.setattr(compression_batch, "aws_client",
                         lambda service, **kwargs: batch if service == "batch" else factory(service, **kwargs))
     runner = AwsBatchCompressionRunner(job_queue=batch_environment["queue"], job_definition=batch_environment["definition"],
                                        region="us-east-1", endpoint_url=moto_endpoint, poll_interval_seconds=0.05)

@@ -11,7 +11,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from genolake_assets.assets.annotations import clinvar_source, clinvar_table, clinvar_variants
-from genolake_assets.assets.cohort import cohort_variants
+from genolake_assets.assets.variants import cohort_variants
 from genolake_assets.assets.reports import drug_response_report
 from genolake_assets.queries import render
 from genolake_assets.resources.lake.s3_store import aws_client

@@ -10,7 +10,7 @@ import dagster as dg
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from genolake_assets.assets.cohort import cohort_variants
+from genolake_assets.assets.variants import cohort_variants
 from genolake_assets.lib.cohort.lookup import parse_marker
 from genolake_assets.lib.cohort.state import STATE_KEY, CohortState
 from genolake_assets.lib.cohort.lookup import lookup

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from genolake_assets.assets.annotations import clinvar_source, clinvar_table, clinvar_variants
-from genolake_assets.assets.cohort import cohort_variants
+from genolake_assets.assets.variants import cohort_variants
 from genolake_assets.assets.reports import drug_response_report
 from genolake_assets.demo import RANGE_END, RANGE_START
 from tests.pipeline.helpers import INGEST_ASSETS, refresh_tables, tick

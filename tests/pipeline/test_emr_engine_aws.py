@@ -30,10 +30,11 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from genolake_assets.assets import variants
+from genolake_assets.lib.vcf import publish
 from genolake_assets.assets.ingest import raw_vcf
-from genolake_assets.assets.tables import samples_table
-from genolake_assets.assets.variants import STAGING_PREFIX, sample_variants
+from genolake_assets.assets.ingest import samples_table
+from genolake_assets.assets.variants import sample_variants
+from genolake_assets.lib.lake.layout import STAGING_CONVERT_PREFIX
 from genolake_assets.lib.vcf.batch import BatchResult, ConversionManifest
 from genolake_assets.lib.lake.layout import SAMPLES_TABLE_KEY
 from genolake_assets.lib.vcf.convert import convert_to_staging
@@ -306,7 +307,7 @@ def test_a_batch_is_converted_on_emr_staged_in_the_lake_and_published_by_copy(
     # staging/convert/<batch>/, the manifest next to the result it names.
     manifest = cluster.manifest
     batch_folder = manifest.result_uri.removesuffix("/result.json")
-    assert batch_folder.startswith(f"{lake}/{STAGING_PREFIX}/") and manifest.result_uri.endswith("/result.json")
+    assert batch_folder.startswith(f"{lake}/{STAGING_CONVERT_PREFIX}") and manifest.result_uri.endswith("/result.json")
     assert cluster.manifest_uri == f"{batch_folder}/manifest.json"
     assert len(manifest.jobs) == 3 and manifest.regions_bed_uri is None
     for index, job in enumerate(manifest.jobs):
@@ -370,7 +371,7 @@ def test_a_batch_is_converted_on_emr_staged_in_the_lake_and_published_by_copy(
         assert any(f"sample {sample_id} converted: " in message for message in messages), sample_id
 
     # Nothing is left under staging/convert/ (staged files, manifest, result)
-    assert _keys(raw_s3, bucket, f"lake/{STAGING_PREFIX}/") == []
+    assert _keys(raw_s3, bucket, f"lake/{STAGING_CONVERT_PREFIX}") == []
 
     # The samples table, as the aws profile writes it for Athena, says which engine converted each sample.
     assert dg.materialize([samples_table], instance=instance, resources=resources).success
@@ -435,7 +436,7 @@ def test_a_vcf_the_cluster_cannot_convert_is_quarantined_and_the_others_publishe
         saved = json.loads(store.read_bytes(f"registry/samples/{sample_id}.json"))
         assert (saved["status"], saved["engine"]) == ("converted", "genolake-hail")
 
-    assert _keys(raw_s3, bucket, f"lake/{STAGING_PREFIX}/") == []
+    assert _keys(raw_s3, bucket, f"lake/{STAGING_CONVERT_PREFIX}") == []
 
 
 # -- regressions: bugs this path had ------------------------------------------------------------------------
@@ -444,7 +445,7 @@ def test_a_vcf_the_cluster_cannot_convert_is_quarantined_and_the_others_publishe
 def test_a_staged_uri_in_the_lake_maps_to_its_key(moto_endpoint, bucket):
     store = S3ObjectStore(bucket, "lake", endpoint_url=moto_endpoint)
     staged = store.uri("staging/convert/b1/vcf0000/variants/sample_id=S1/part-00000.parquet")
-    assert variants._lake_key(store, staged) == "staging/convert/b1/vcf0000/variants/sample_id=S1/part-00000.parquet"
+    assert publish._lake_key(store, staged) == "staging/convert/b1/vcf0000/variants/sample_id=S1/part-00000.parquet"
 
 
 def test_the_staging_prefix_is_removed_after_a_job_that_writes_like_the_spark_job(

@@ -3,7 +3,7 @@
 import dagster as dg
 import pyarrow.parquet as pq
 
-from genolake_assets.resources.catalog.catalog import DuckDbCatalog
+from genolake_assets.resources.catalog.duckdb_catalog import DuckDbCatalog
 from genolake_assets.resources.conversion.engine import ConverterResource
 from genolake_assets.resources.lake.lake import LakeResource
 from tests.pipeline.helpers import INGEST_ASSETS, tick

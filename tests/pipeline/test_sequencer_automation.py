@@ -9,13 +9,13 @@ import dagster as dg
 import pytest
 from botocore.stub import Stubber
 
-from genolake_assets.assets.transfers import start_sequencer_transfer
+from genolake_assets.assets.ingest import start_sequencer_transfer
 from genolake_assets.lib.transfers.simulator import simulate_runs
 from genolake_assets.lib.transfers.rules import SequencerPath, TransferConfig
-from genolake_assets.resources.transfer import transfer as transfer_module
+from genolake_assets.resources.transfer import datasync as transfer_module
 from genolake_assets.resources.profile import build_resources
 from genolake_assets.resources.lake.s3_store import aws_client
-from genolake_assets.resources.transfer.transfer import DataSyncTransfer
+from genolake_assets.resources.transfer.datasync import DataSyncTransfer
 from genolake_assets.sensors.transfers import build_transfer_automation
 from genolake_assets.settings import Settings
 from tests.pipeline.helpers import ingest, refresh_tables, tick

@@ -11,14 +11,14 @@ import pytest
 
 from genolake_assets.assets.alignments import ROUND_TRIP_CHECK, round_trip_check
 from genolake_assets.assets.annotations import clinvar_source, clinvar_table, clinvar_variants
-from genolake_assets.assets.cohort import cohort_variants
+from genolake_assets.assets.variants import cohort_variants
 from genolake_assets.assets.reports import drug_response_report
 from genolake_assets.demo import RANGE_END, RANGE_START
 from genolake_assets.lib.alignments.registry import load_alignment
 from genolake_assets.lib.clinvar.schema import CLINVAR_SCHEMA
 from genolake_assets.lib.cohort.layout import COHORT_SCHEMA
 from genolake_assets.lib.lake.registry import SampleRecord
-from genolake_assets.resources.lake.object_store import sha256_of_file
+from genolake_assets.lib.lake.checksums import sha256_of_file
 from tests.pipeline.helpers import INGEST_ASSETS, refresh_tables, tick
 from tests.pipeline.report_oracle import COHORT_VCF, VARIANT_SUMMARY
 from tests.pipeline.test_alignments import HTSNEXUS, compress, land_reference

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from genolake_assets.resources.lake.object_store import LocalObjectStore
+from genolake_assets.resources.lake.local_store import LocalObjectStore
 from genolake_assets.resources.lake.s3_store import S3ObjectStore
 
 @pytest.fixture

@@ -39,7 +39,8 @@ from genolake_assets.lib.clinvar.schema import (CLINVAR_SCHEMA, REJECTED_SCHEMA,
 from genolake_assets.lib.clinvar.source import ClinvarFormatError, ParsedBatch, text_lines
 from genolake_assets.lib.clinvar.summary import SUMMARY_COLUMNS, read_summary_header, release_from_name, summary_batches
 from genolake_assets.lib.clinvar.vcf import read_vcf_header, vcf_batches
-from genolake_assets.lib.lake.parquet_output import PART_NAME, ZSTD_LEVEL, SortedParquetWriter, WriterPool
+from genolake_assets.lib.lake.layout import PART_NAME
+from genolake_assets.lib.lake.parquet_output import ZSTD_LEVEL, SortedParquetWriter, WriterPool
 
 __all__ = ["ClinvarConversion", "ClinvarFormatError", "convert_clinvar", "detect_clinvar_format"]
 

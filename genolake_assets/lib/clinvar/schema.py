@@ -2,7 +2,7 @@
 
 Column names are snake_case so Glue/Athena (which lower-cases everything) and DuckDB agree. A field one
 source does not carry is null in that source's rows; ``source_format`` says which source a row came from.
-How each source fills each column is documented in :mod:`clinvar_summary` and :mod:`clinvar_vcf`.
+How each source fills each column is documented in ``lib/clinvar/summary.py`` and ``lib/clinvar/vcf.py``.
 
 ``assembly`` and ``chromosome`` are also the partition keys (``assembly=<A>/chromosome=<C>/``) and are stored
 in the files as well, with the same partition-safe value: anything outside ``[A-Za-z0-9_.-]`` becomes
@@ -21,7 +21,6 @@ import pyarrow.compute as pc
 
 VARIANT_SUMMARY = "variant_summary"
 VCF = "vcf"
-SOURCE_FORMATS = (VARIANT_SUMMARY, VCF)
 
 _LIST_STRING = pa.list_(pa.string())
 
@@ -66,7 +65,48 @@ CLINVAR_SCHEMA = pa.schema([
     ("release", pa.string()),
 ])
 
-PARTITION_COLUMNS = ("assembly", "chromosome")
+CLINVAR_COLUMNS = {
+    "allele_id": "ClinVar AlleleID (summary #AlleleID, VCF INFO/ALLELEID)",
+    "variation_id": "ClinVar VariationID: the variation's page on ClinVar (VCF ID)",
+    "type": "Variant type, e.g. single nucleotide variant, Deletion (VCF INFO/CLNVC)",
+    "name": "ClinVar's preferred name of the variation (summary only)",
+    "gene_ids": "NCBI Gene ids (summary GeneID, VCF INFO/GENEINFO)",
+    "gene_symbols": "Gene symbols, aligned with gene_ids",
+    "hgnc_id": "HGNC id of the gene (summary only)",
+    "clinical_significance": "Aggregate clinical significance, e.g. 'Pathogenic, drug response' (VCF INFO/CLNSIG)",
+    "clin_sig_simple": "1 at least one pathogenic/likely pathogenic submission, 0 none, -1 no data (summary only)",
+    "last_evaluated": "Date the significance was last evaluated (summary only)",
+    "rs_id": "dbSNP rs number, without 'rs' (VCF INFO/RS)",
+    "dbvar_ids": "dbVar nsv/esv accessions",
+    "rcv_accessions": "RCV accessions, one per condition (summary only)",
+    "phenotype_ids": "Condition ids per condition, aligned with phenotype_list (VCF INFO/CLNDISDB)",
+    "phenotype_list": "Condition names (VCF INFO/CLNDN)",
+    "origin": "Allele origins, e.g. germline, somatic (VCF INFO/ORIGIN decoded)",
+    "origin_simple": "Simplified origin: germline, somatic, … (summary only)",
+    "assembly": "Reference assembly (GRCh37, GRCh38, NCBI36, na); partition key",
+    "chromosome_accession": "RefSeq accession of the chromosome, e.g. NC_000013.11",
+    "chromosome": "Chromosome without 'chr' (1-22, X, Y, MT, na); partition key",
+    "start": "ClinVar's start position (summary only)",
+    "stop": "ClinVar's stop position (summary only)",
+    "reference_allele": "Reference allele in ClinVar's own normalisation (summary only)",
+    "alternate_allele": "Alternate allele in ClinVar's own normalisation (summary only)",
+    "cytogenetic": "Cytogenetic band(s) (summary only)",
+    "review_status": "Review status, e.g. 'criteria provided, single submitter' (VCF INFO/CLNREVSTAT)",
+    "number_submitters": "Number of submitters (summary only)",
+    "guidelines": "Guidelines cited, e.g. ACMG2013 (summary only)",
+    "tested_in_gtr": "Tested in the Genetic Testing Registry (summary only)",
+    "other_ids": "Ids of the variation in other databases (VCF INFO/CLNVI)",
+    "submitter_categories": "Submitter categories code (summary only)",
+    "position_vcf": "1-based VCF position; joins with the variant table's pos",
+    "reference_allele_vcf": "VCF-normalised REF; joins with ref",
+    "alternate_allele_vcf": "VCF-normalised ALT; joins with alt",
+    "molecular_consequences": "Sequence Ontology consequences, e.g. SO:0001583|missense_variant (VCF only)",
+    "hgvs": "HGVS expressions (VCF INFO/CLNHGVS; VCF only)",
+    "source_format": "Which ClinVar file the row came from: variant_summary or vcf",
+    "release": "The ClinVar release the row belongs to",
+}
+"""The UI's one line per column (Dagster column schema)."""
+
 # Nulls last. The sort is stable (ties keep file order), so the same input always gives the same files.
 SORT_COLUMNS = ("position_vcf", "start")
 

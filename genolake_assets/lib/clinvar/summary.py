@@ -30,7 +30,7 @@ phenotype_ids           PhenotypeIDS          split on ``|``; element *i* belong
 phenotype_list          PhenotypeList         split on ``|`` (``;`` inside an element kept, see above)
 origin                  Origin                split on ``;``
 origin_simple           OriginSimple          as is
-assembly, chromosome    Assembly, Chromosome  partition-safe (see clinvar_schema); ``na`` stays ``na``
+assembly, chromosome    Assembly, Chromosome  partition-safe (see lib/clinvar/schema.py); ``na`` stays ``na``
 chromosome_accession    ChromosomeAccession   ``na`` → null
 start, stop             Start, Stop           ``-1`` ("no location") → null
 reference_allele        ReferenceAllele       ``na`` → null

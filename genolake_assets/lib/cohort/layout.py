@@ -29,6 +29,7 @@ from genolake_assets.lib.cohort.state import (
 )
 from genolake_assets.lib.lake.identifiers import require_safe_sample_id
 from genolake_assets.lib.lake.parquet_output import DELTA_COLUMNS, ZSTD_LEVEL
+from genolake_assets.lib.lake.registry import SAMPLE_COLUMNS
 
 __all__ = [
     "BIN_SIZE", "COHORT_PREFIX", "COHORT_SCHEMA", "ROW_GROUP_ROWS", "STATE_KEY", "CohortState", "CohortUpdate",
@@ -56,12 +57,34 @@ COHORT_SCHEMA = pa.schema([
     pa.field("gq", pa.int32()),
     pa.field("dp", pa.int32()),
 ])
+
+COHORT_COLUMNS = {  # docs/cohort-layout.md
+    "contig": "As in the VCF; partition key",
+    "bin": "pos // 1,000,000; partition key",
+    "pos": "1-based start",
+    "end": "Last position covered",
+    "ref": "Reference allele",
+    "alt": "ALT allele, null for reference blocks",
+    "variant_id": "contig:pos:ref:alt, null for reference blocks",
+    "sample_id": SAMPLE_COLUMNS["sample_id"],
+    "kind": "variant or reference_block",
+    "gt": "Split genotype (null elements are no-call alleles)",
+    "gt_phased": "The GT is phased",
+    "gq": "FORMAT GQ when the sample has it",
+    "dp": "FORMAT DP when the sample has it",
+}
+"""The UI's one line per column (Dagster column schema)."""
+
 VARIANT = "variant"
 REFERENCE_BLOCK = "reference_block"
 # The per-sample columns the cohort is built from; read only these.
 SOURCE_COLUMNS = ("sample_id", "contig", "pos", "end", "ref", "alt", "variant_id", "gt", "gt_phased",
                   "fmt_gq", "fmt_dp")
 SORT_KEYS = [("pos", "ascending"), ("sample_id", "ascending")]
+DEFAULT_MAX_FILES_PER_PARTITION = 8
+"""Compact a locus partition once it holds more files than this (each update adds a delta file)."""
+DEFAULT_MAX_SAMPLES_PER_RUN = 500
+"""New samples one cohort update folds in; the rest follow in the next run."""
 
 
 def _column_or_null(table: pa.Table, name: str, type_: pa.DataType) -> pa.Array | pa.ChunkedArray:
@@ -290,7 +313,8 @@ class _Run:
 
 
 def update_cohort(state: CohortState, new_samples: list[SampleInput], drop: set[str],
-                  fetch: Callable[[str], Path], out_dir: Path, max_files: int = 8) -> CohortUpdate:
+                  fetch: Callable[[str], Path], out_dir: Path,
+                  max_files: int = DEFAULT_MAX_FILES_PER_PARTITION) -> CohortUpdate:
     """Append new samples as one delta file per touched partition; compact where needed (see module doc).
 
     With drops, every partition's files are fetched to find the dropped samples' rows: the manifest

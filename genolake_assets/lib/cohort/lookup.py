@@ -21,7 +21,6 @@ Status of a sample at a marker (one row per sample, or one per carried allele):
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import OrderedDict, defaultdict
@@ -33,8 +32,9 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from genolake_assets.lib.cohort.result import (HOM_REF, NO_CALL, OTHER_ALLELE, REFERENCE_BLOCK_KIND, RESULT_SCHEMA,
-                                               VARIANT, result_table)
+from genolake_assets.lib.cohort.markers import (HOM_REF, NO_CALL, OTHER_ALLELE, REFERENCE_BLOCK_KIND,
+                                                RESULT_SCHEMA, VARIANT, Marker, parse_marker)
+from genolake_assets.lib.cohort.result import result_table
 from genolake_assets.lib.cohort.state import STATE_KEY, CohortState, partition_key
 
 MIB = 1 << 20
@@ -44,33 +44,6 @@ READ_COLUMNS = ["contig", "pos", "end", "ref", "alt", "sample_id", "kind", "gt",
 DICTIONARY_COLUMNS = ["contig", "ref", "alt", "sample_id", "kind"]
 # Footers are read by a few threads at once: on S3 each is a HEAD and a GET, dominated by latency.
 METADATA_THREADS = 16
-
-
-_MARKER = re.compile(r"^(?P<contig>[A-Za-z0-9_.-]+):(?P<pos>[0-9]+)(?::(?P<ref>[A-Za-z*]+):(?P<alt>[A-Za-z*]+))?$")
-
-
-@dataclass(frozen=True)
-class Marker:
-    contig: str
-    pos: int
-    ref: str | None = None
-    alt: str | None = None
-
-    def __str__(self) -> str:
-        if self.ref is None and self.alt is None:
-            return f"{self.contig}:{self.pos}"
-        return f"{self.contig}:{self.pos}:{self.ref}:{self.alt}"
-
-
-def parse_marker(text: str) -> Marker:
-    """``chr22:19951271`` or ``chr22:19951271:A:G`` (alleles are upper-cased)."""
-    match = _MARKER.match(text.strip()) if isinstance(text, str) else None
-    if match is None or int(match.group("pos")) < 1:
-        raise ValueError(f"marker {text!r} is not CONTIG:POS or CONTIG:POS:REF:ALT (e.g. chr22:19951271:A:G, "
-                         "POS 1-based)")
-    ref, alt = match.group("ref"), match.group("alt")
-    return Marker(match.group("contig"), int(match.group("pos")),
-                  ref.upper() if ref else None, alt.upper() if alt else None)
 
 
 @dataclass(frozen=True)

@@ -2,41 +2,18 @@
 
 Rows read from the cohort table are matched to markers in one pass (each row's interval, [pos, pos]
 for a variant and [pos, end] for a reference block, against the sorted marker loci), then every
-(marker, sample) cell is decided with array operations; status semantics are in cohort_lookup's
+(marker, sample) cell is decided with array operations; status semantics are in lib/cohort/lookup.py's
 module docstring.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-if TYPE_CHECKING:
-    from genolake_assets.lib.cohort.lookup import Marker
-
-VARIANT = "variant"
-OTHER_ALLELE = "other_allele"
-HOM_REF = "hom_ref"
-NO_CALL = "no_call"
-REFERENCE_BLOCK_KIND = "reference_block"
-
-RESULT_SCHEMA = pa.schema([
-    pa.field("marker", pa.string()),
-    pa.field("contig", pa.string()),
-    pa.field("pos", pa.int32()),
-    pa.field("sample_id", pa.string()),
-    pa.field("status", pa.string()),
-    pa.field("ref", pa.string()),
-    pa.field("alt", pa.string()),
-    pa.field("genotype", pa.string()),
-    pa.field("gt", pa.list_(pa.int16())),
-    pa.field("gq", pa.int32()),
-    pa.field("dp", pa.int32()),
-])
-
+from genolake_assets.lib.cohort.markers import (HOM_REF, NO_CALL, OTHER_ALLELE, REFERENCE_BLOCK_KIND, RESULT_SCHEMA,
+                                                VARIANT, Marker)
 
 _STATUSES = pa.array([VARIANT, OTHER_ALLELE, HOM_REF, NO_CALL], pa.string())
 _S_VARIANT, _S_OTHER, _S_HOM_REF, _S_NO_CALL = range(4)

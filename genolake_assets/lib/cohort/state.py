@@ -12,10 +12,10 @@ import re
 from dataclasses import dataclass, field
 
 from genolake_assets.lib.lake.identifiers import require_safe_key, require_safe_sample_id
+from genolake_assets.lib.lake.layout import COHORT_PREFIX, COHORT_STATE_KEY
 
 BIN_SIZE = 1_000_000
-COHORT_PREFIX = "cohort/"
-STATE_KEY = "registry/cohort/state.json"
+STATE_KEY = COHORT_STATE_KEY
 
 _CONTIG = re.compile(r"^[A-Za-z0-9_.-]+$")
 _FILE_NAME = re.compile(r"^(delta|compact)-[0-9a-f]{12}\.parquet$")

@@ -1,17 +1,38 @@
-"""Where things live in the lake (keys relative to the lake root)."""
+"""Where things live in the lake: every object key and prefix, relative to the lake root, is written here once.
+
+The lifecycle rules, the cohort state, the engines, the stack's IAM scopes (deploy/template.py) and the
+Athena settings import these; this module needs only the standard library, so deploy tooling can too.
+"""
 
 from __future__ import annotations
 
 from genolake_assets.lib.lake.identifiers import require_safe_sample_id
-from genolake_assets.lib.lake.parquet_output import PART_NAME
 
+PART_NAME = "part-00000.parquet"
+REGISTRY_PREFIX = "registry/"
 LANDING_PREFIX = "landing/"
+LANDING_SEQUENCERS_PREFIX = f"{LANDING_PREFIX}sequencers/"
+"""Where sequencer transfers (DataSync or the local copier) put run folders."""
 LANDING_INDEX_PREFIX = "ingest/landing_index/"
-SAMPLE_REGISTRY_PREFIX = "registry/samples/"
-PUBLISHED_REGISTRY_PREFIX = "registry/published/"
+SAMPLE_REGISTRY_PREFIX = f"{REGISTRY_PREFIX}samples/"
+PUBLISHED_REGISTRY_PREFIX = f"{REGISTRY_PREFIX}published/"
 RAW_VCF_PREFIX = "raw/vcf/"
 QUARANTINE_PREFIX = "quarantine/"
-SAMPLES_TABLE_KEY = "samples/part-00000.parquet"
+VARIANTS_TABLE = "variants"
+REFERENCE_BLOCKS_TABLE = "reference_blocks"
+"""The per-sample tables: each is a folder ``<table>/sample_id=<id>/`` (``partition_key``)."""
+SAMPLES_TABLE_KEY = f"samples/{PART_NAME}"
+COHORT_PREFIX = "cohort/"
+COHORT_STATE_KEY = f"{REGISTRY_PREFIX}cohort/state.json"
+"""The cohort manifest: which files under ``cohort/`` are live (lib/cohort/state.py)."""
+STAGING_CONVERT_PREFIX = "staging/convert/"
+"""Where a conversion batch stages its Parquet files before the orchestrator publishes them."""
+EMR_LOGS_PREFIX = "emr-logs/"
+EMR_PIPES_PREFIX = f"{EMR_LOGS_PREFIX}pipes"
+"""The Hail job's Pipes messages, under the logs the cluster's role already writes."""
+EMR_CODE_PREFIX = "code/"
+"""The Hail job's script, package zip and bootstrap action, content-addressed."""
+ATHENA_RESULTS_PREFIX = "athena-results/"
 VCF_SUFFIXES = (".vcf", ".vcf.gz", ".vcf.bgz")
 
 
@@ -39,15 +60,13 @@ def partition_key(table: str, sample_id: str) -> str:
     return f"{table}/sample_id={require_safe_sample_id(sample_id)}/{PART_NAME}"
 
 
-def quarantine_key(sample_id: str, file_name: str) -> str:
-    return f"{QUARANTINE_PREFIX}{require_safe_sample_id(sample_id)}/{file_name}"
 
 CLINVAR_RAW_PREFIX = "raw/clinvar/"
 CLINVAR_TABLE_PREFIX = "clinvar/"
 CLINVAR_REJECTED_PREFIX = f"{QUARANTINE_PREFIX}clinvar/"
-CLINVAR_SOURCE_KEY = "registry/clinvar/source.json"
-CLINVAR_SNAPSHOT_KEY = "registry/clinvar/snapshot.json"
-CLINVAR_PUBLISHED_KEY = "registry/clinvar/published.json"
+CLINVAR_SOURCE_KEY = f"{REGISTRY_PREFIX}clinvar/source.json"
+CLINVAR_SNAPSHOT_KEY = f"{REGISTRY_PREFIX}clinvar/snapshot.json"
+CLINVAR_PUBLISHED_KEY = f"{REGISTRY_PREFIX}clinvar/published.json"
 CLINVAR_PARTITION_KEYS = ["assembly", "chromosome"]
 REPORTS_PREFIX = "reports/"
 
@@ -63,8 +82,8 @@ ALIGNMENT_SUFFIXES = (".bam",)
 REFERENCE_SUFFIXES = (".fa", ".fasta", ".fna", ".fa.gz", ".fasta.gz", ".fna.gz", ".fa.bgz")
 LANDING_REFERENCES_PREFIX = f"{LANDING_PREFIX}references/"
 REFERENCES_PREFIX = "references/"
-REFERENCE_REGISTRY_PREFIX = "registry/references/"
-ALIGNMENT_REGISTRY_PREFIX = "registry/alignments/"
+REFERENCE_REGISTRY_PREFIX = f"{REGISTRY_PREFIX}references/"
+ALIGNMENT_REGISTRY_PREFIX = f"{REGISTRY_PREFIX}alignments/"
 RAW_BAM_PREFIX = "raw/bam/"
 CRAM_PREFIX = "alignments/cram/"
 COMPRESSION_RESULTS_PREFIX = "alignments/results/"

@@ -44,6 +44,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
 from genolake_assets.lib.lake.identifiers import require_safe_key
+from genolake_assets.lib.lake.layout import CRAM_PREFIX, LANDING_PREFIX, RAW_BAM_PREFIX, RAW_VCF_PREFIX, REFERENCES_PREFIX
 
 # -- tags -------------------------------------------------------------------------------
 
@@ -59,14 +60,6 @@ def archive_tags(cram_key: str) -> dict[str, str]:
     return {ARCHIVE_TAG_KEY: ARCHIVE_TAG_VALUE, CRAM_TAG_KEY: require_safe_key(cram_key)}
 
 
-# -- where things live (keys relative to the lake root) -----------------------------------
-# The same values as lib.lake_layout's (tests/lib/lake/test_lifecycle.py keeps them equal); copied
-# because lake_layout imports pyarrow and this module must stay importable by deploy tooling.
-
-RAW_BAM_PREFIX = "raw/bam/"
-RAW_VCF_PREFIX = "raw/vcf/"
-CRAM_PREFIX = "alignments/cram/"
-REFERENCES_PREFIX = "references/"
 HOT_PREFIXES = (CRAM_PREFIX, REFERENCES_PREFIX)
 """Prefixes that must never be transitioned out of S3 Standard."""
 
@@ -79,7 +72,6 @@ VCF_INFREQUENT_RULE_ID = "genolake-raw-vcf-infrequent-access"
 ABORT_MULTIPART_RULE_ID = "genolake-abort-incomplete-multipart"
 EXPIRE_COPIED_LANDING_RULE_ID = "genolake-expire-copied-landing"
 EXPIRE_NONCURRENT_RULE_ID = "genolake-expire-noncurrent-versions"
-LANDING_PREFIX = "landing/"
 COPIED_TAG_KEY = "genolake-copied"
 COPIED_TAG_VALUE = "true"
 """On a landed object: its bytes are in ``raw/`` (same size, checked), so the landing copy may expire."""
@@ -96,7 +88,6 @@ MIN_TRANSITION_SIZE = 128 * 1024
 ``TransitionDefaultMinimumObjectSize`` default, ``all_storage_classes_128K``); the plan says so."""
 TRANSITION_DEFAULT_MINIMUM_OBJECT_SIZE = "all_storage_classes_128K"
 
-_SECONDS_PER_DAY = 86_400
 
 
 # -- settings ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-PART_NAME = "part-00000.parquet"
+
 ROW_GROUP_ROWS = 131_072
 # In-memory Arrow bytes after which a writer's buffer is written even if short of ROW_GROUP_ROWS.
 ROW_GROUP_MAX_BYTES = 32 << 20

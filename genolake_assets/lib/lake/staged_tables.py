@@ -19,7 +19,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from genolake_assets.lib.lake.parquet_output import PART_NAME, SortedParquetWriter
+from genolake_assets.lib.lake.layout import PART_NAME
+from genolake_assets.lib.lake.parquet_output import SortedParquetWriter
 
 READ_BATCH_ROWS = 65_536
 

@@ -9,6 +9,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from genolake_assets.lib.clinvar.schema import CLINVAR_COLUMNS
+
 MARKDOWN_COLUMNS = ("chromosome", "pos", "ref", "alt", "genotype", "genes", "samples_with_genotype",
                     "called_samples", "cohort_samples", "seed_frequency", "called_frequency",
                     "clinical_significance")
@@ -74,3 +76,24 @@ def frequency_chart_png(table: pa.Table, title: str = "Genotype frequency: seed 
         return buffer.getvalue()
     finally:
         plt.close(figure)
+
+
+REPORT_COLUMNS = {  # docs/clinvar-and-reports.md
+    "chromosome": "Chromosome of the ClinVar variant",
+    "pos": "VCF position",
+    "ref": "Reference allele",
+    "alt": "Alternate allele",
+    "genotype": "The samples' split genotype for this ALT, unphased alleles sorted",
+    "samples_with_genotype": "Samples of the sub-population with this genotype",
+    "cohort_samples": "Samples in the sub-population",
+    "called_samples": "Samples of the sub-population called or covered by a reference block here",
+    "seed_frequency": "samples_with_genotype / cohort_samples (the seed pipeline's figure)",
+    "called_frequency": "samples_with_genotype / called_samples",
+    "variation_id": CLINVAR_COLUMNS["variation_id"],
+    "rs_id": CLINVAR_COLUMNS["rs_id"],
+    "genes": "Gene symbols of the ClinVar rows at this site",
+    "clinical_significance": "ClinVar clinical significance",
+    "review_status": "ClinVar review status",
+    "phenotypes": "ClinVar conditions",
+}
+"""The UI's one line per column (Dagster column schema)."""

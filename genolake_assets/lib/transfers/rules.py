@@ -43,6 +43,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from genolake_assets.lib.lake.identifiers import InvalidIdentifierError, require_safe_key
+from genolake_assets.lib.lake.layout import LANDING_SEQUENCERS_PREFIX
 
 CONFIG_ENV_VAR = "GENOLAKE_TRANSFER_CONFIG"
 FILTER_TYPE = "SIMPLE_PATTERN"
@@ -128,7 +129,7 @@ class TransferConfig:
     transfer_days: int = 3
     task_arn: str | None = None
     source_root: str | None = None  # local profile: the folder that plays the NFS/SMB share
-    destination_prefix: str = "landing/sequencers/"
+    destination_prefix: str = LANDING_SEQUENCERS_PREFIX
     adhoc_prefix: str = "adhoc/"
     execution_timeout_minutes: int = 360
     quiet_seconds: int = 60  # local copier: skip files modified more recently (still being written)

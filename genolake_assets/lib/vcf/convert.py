@@ -25,7 +25,8 @@ import pyarrow.parquet as pq
 
 from genolake_assets.lib.errors import VcfFormatError
 from genolake_assets.lib.lake.identifiers import sample_id_for
-from genolake_assets.lib.lake.parquet_output import PART_NAME, SortedParquetWriter, WriterPool, partition_dir
+from genolake_assets.lib.lake.layout import PART_NAME
+from genolake_assets.lib.lake.parquet_output import SortedParquetWriter, WriterPool, partition_dir
 from genolake_assets.lib.vcf.schema import REFERENCE_BLOCKS, TABLES, VARIANTS, schemas
 from genolake_assets.lib.vcf.decode import BatchDecodeError, decode_batch
 from genolake_assets.lib.vcf.header import VcfHeader, read_header

@@ -30,7 +30,6 @@ from genolake_assets.lib.vcf.fields import (
 )
 from genolake_assets.lib.vcf.header import FieldDef, VcfHeader
 
-_INFO_PAIR = r"^(?P<key>[^=]*)(?:=(?P<value>.*))?$"
 _GT_SEPARATOR = r"[/|]"
 
 

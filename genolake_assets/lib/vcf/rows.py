@@ -8,15 +8,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from genolake_assets.lib.vcf.conventions import NO_ROW_ALLELES, SPANNING_DELETION, SYMBOLIC_REFERENCE
 from genolake_assets.lib.vcf.schema import REFERENCE_BLOCKS, SPLIT_REWRITTEN_FORMAT, VARIANTS
 from genolake_assets.lib.vcf.decode import RecordBatch, SampleColumns
 from genolake_assets.lib.vcf.fields import distinct_pairs, list_offsets, list_parents, list_values
 from genolake_assets.lib.vcf.header import VcfHeader
 from genolake_assets.lib.vcf.split import downcode_gt, downcode_gt_string, gq_from_pl, min_rep, split_ad, split_pl
 
-SYMBOLIC_REFERENCE = ("<NON_REF>", "<*>")
-SPANNING_DELETION = "*"
-NO_ROW_ALLELES = (*SYMBOLIC_REFERENCE, SPANNING_DELETION, ".")
 
 
 @dataclass

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from genolake_assets.lib.lake.layout import REFERENCE_BLOCKS_TABLE, VARIANTS_TABLE
+from genolake_assets.lib.lake.registry import SAMPLE_COLUMNS
 from genolake_assets.lib.vcf.fields import arrow_type
 from genolake_assets.lib.vcf.header import VcfHeader
 
-VARIANTS = "variants"
-REFERENCE_BLOCKS = "reference_blocks"
+VARIANTS = VARIANTS_TABLE
+REFERENCE_BLOCKS = REFERENCE_BLOCKS_TABLE
 TABLES = (VARIANTS, REFERENCE_BLOCKS)
 SORT_KEYS = ("contig", "pos")
 # Fields split_multi_hts rewrites; their original values are kept in `<column>_unsplit`.
@@ -66,3 +68,26 @@ def reference_blocks_schema(header: VcfHeader) -> pa.Schema:
 
 def schemas(header: VcfHeader) -> dict[str, pa.Schema]:
     return {VARIANTS: variants_schema(header), REFERENCE_BLOCKS: reference_blocks_schema(header)}
+
+
+VARIANT_COLUMNS = {  # docs/variant-table.md
+    "sample_id": SAMPLE_COLUMNS["sample_id"],
+    "sample_name": SAMPLE_COLUMNS["sample_name"],
+    "contig": "CHROM",
+    "pos": "1-based position (after min_rep for split rows)",
+    "end": "Last position covered (reference blocks: INFO/END)",
+    "ref": "Reference allele of this row",
+    "alt": "The row's ALT allele (null for reference blocks)",
+    "variant_id": "contig:pos:ref:alt",
+    "rsid": "VCF ID, null for '.'",
+    "qual": "QUAL, null for '.'",
+    "filters": "FILTER split on ';' (PASS kept)",
+    "alleles": "The record's original REF and ALT alleles",
+    "allele_index": "Index of alt in the original ALTs (1-based; 0 for reference blocks)",
+    "was_split": "The row comes from a multi-allelic record split with split_multi_hts semantics",
+    "gt": "Genotype allele indices after downcoding (null element for '.')",
+    "gt_phased": "The GT is phased ('|')",
+    "undeclared_info": "INFO entries the header does not declare, verbatim",
+    "gt_unsplit": "GT before splitting (split rows only)",
+}
+"""The UI's one line per column (Dagster column schema)."""

@@ -60,11 +60,6 @@ def _complete(lists: pa.ListArray, valid: np.ndarray, offsets: np.ndarray) -> np
     return lists.is_valid().to_numpy(zero_copy_only=False) & (missing_per_row == 0)
 
 
-def _int_lists(flat: np.ndarray, width: int, valid_rows: np.ndarray) -> pa.ListArray:
-    offsets = pa.array(np.arange(len(valid_rows) + 1, dtype=np.int32) * width)
-    return pa.ListArray.from_arrays(offsets, pa.array(flat.astype(np.int32)), mask=pa.array(~valid_rows))
-
-
 def split_ad(ad: pa.ListArray, n_alleles: np.ndarray, allele_index: np.ndarray) -> pa.ListArray:
     """Hail's ``[sum(AD) - AD[i], AD[i]]``: the sum skips missing depths, a missing ``AD[i]`` makes both
     missing; null when AD is missing or not one depth per allele."""

@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 from dagster_aws.pipes import PipesEMRClient, PipesS3MessageReader
 
 import genolake_assets
+from genolake_assets.lib.lake.layout import EMR_CODE_PREFIX, EMR_LOGS_PREFIX, EMR_PIPES_PREFIX
 from genolake_assets.lib.vcf.batch import BatchResult, ConversionManifest
 from genolake_assets.resources.conversion.engine import ConverterResource
 from genolake_assets.resources.lake.object_store import ObjectStore
@@ -34,9 +35,6 @@ SPARK_DIR = Path(__file__).resolve().parents[3] / "spark"
 """The repo's ``spark/`` (this package is used from an editable install; ``job_dir`` overrides it)."""
 JOB_SCRIPT = "vcf_to_parquet.py"
 BOOTSTRAP_SCRIPT = "emr_bootstrap.sh"
-CODE_PREFIX = "code/"
-PIPES_PREFIX = "emr-logs/pipes"
-"""Pipes message chunks go under the lake's emr-logs/, which the cluster's role may already write."""
 CLUSTER_PYTHON = "/usr/bin/python3.11"
 """Hail 0.2.139 needs Python >= 3.10; EMR 7's default python3 is 3.9, its python3.11 is installed beside it."""
 HAIL_JAR = "/opt/genolake/hail-all-spark.jar"
@@ -185,7 +183,7 @@ class EmrHailConverter(ConverterResource):
             client=aws_client("emr", endpoint_url=self.endpoint_url, region_name=self.region),
             message_reader=_LakeMessageReader(
                 bucket=store.bucket, client=store.client, interval=self.poll_interval_seconds,
-                folder="/".join(filter(None, (store.prefix, PIPES_PREFIX))),
+                folder="/".join(filter(None, (store.prefix, EMR_PIPES_PREFIX))),
                 on_custom=lambda payload: log(_describe(payload)),
                 # the driver's output arrives as messages: no waiting for EMR's 5-minute log uploads
                 include_stdio_in_messages=True),
@@ -226,7 +224,7 @@ class EmrHailConverter(ConverterResource):
         params: dict = {
             "Name": f"genolake-hail {context.run_id}{' ' + partitions if partitions else ''}"[:256],
             "ReleaseLabel": self.release_label,
-            "LogUri": self.log_uri or f"{store.uri('emr-logs')}/",
+            "LogUri": self.log_uri or f"{store.uri(EMR_LOGS_PREFIX.rstrip('/'))}/",
             "Applications": [{"Name": "Spark"}],
             "Instances": instances,
             "Steps": [{"Name": "hail-convert", "ActionOnFailure": "TERMINATE_CLUSTER", "HadoopJarStep": {
@@ -272,7 +270,7 @@ class EmrHailConverter(ConverterResource):
         files["package"] = ("genolake_assets.zip", package_zip())
         uris = {}
         for role, (name, data) in files.items():
-            key = f"{CODE_PREFIX}{hashlib.sha256(data).hexdigest()}/{name}"
+            key = f"{EMR_CODE_PREFIX}{hashlib.sha256(data).hexdigest()}/{name}"
             if store.head(key) is None:
                 store.write_bytes(key, data)
             uris[role] = store.uri(key)

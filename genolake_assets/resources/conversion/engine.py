@@ -22,12 +22,12 @@ import dagster as dg
 
 from genolake_assets.lib.vcf.batch import BatchResult, ConversionManifest, JobOutcome
 from genolake_assets.lib.errors import VcfFormatError
+from genolake_assets.settings import ENGINES
 from genolake_assets.lib.vcf.schema import schemas
 from genolake_assets.lib.vcf.convert import ENGINE, ENGINE_VERSION, ConversionReport, convert_to_staging, verify_outputs
 from genolake_assets.lib.vcf.header import read_header
-from genolake_assets.resources.processes import kill_process_group
+from genolake_assets.resources.processes import default_stop_signals, kill_process_group
 
-ENGINES = ("arrow", "hail")
 SPARK_JOB = Path(__file__).resolve().parents[3] / "spark" / "vcf_to_parquet.py"
 """The repo's spark/ job (genolake is used from a checkout: `make install` installs it editable)."""
 # Spark and Hail chatter that says nothing about the conversion.
@@ -119,7 +119,7 @@ def _run_logged(command: list[str], log: Callable[[str], None], timeout_seconds:
     tail: deque[str] = deque(maxlen=40)
     process = subprocess.Popen(  # noqa: S603 - our own job script, an argv list, no shell
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-        start_new_session=True)
+        start_new_session=True, preexec_fn=default_stop_signals)
 
     def pump() -> None:
         for line in process.stdout:

@@ -8,7 +8,8 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from genolake_assets.lib.lake.identifiers import DEFAULT_POLICY, SampleIdPolicy
-from genolake_assets.resources.lake.object_store import LocalObjectStore, ObjectStore
+from genolake_assets.resources.lake.local_store import LocalObjectStore
+from genolake_assets.resources.lake.object_store import ObjectStore
 
 
 class LakeResource(dg.ConfigurableResource):

@@ -20,7 +20,7 @@ from genolake_assets.lib.alignments.registry import (
     register_landed_references,
 )
 from genolake_assets.lib.errors import AlignmentFileError
-from genolake_assets.resources.lake.object_store import LocalObjectStore
+from genolake_assets.resources.lake.local_store import LocalObjectStore
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "bam"
 REF = DATA / "ref"

@@ -36,7 +36,7 @@ def source_rows(path: Path) -> list[list[str]]:
 
 
 def expected_row(fields: list[str], release: str | None) -> dict:
-    """The documented rules of clinvar_summary, written out by hand."""
+    """The documented rules of lib/clinvar/summary.py, written out by hand."""
     (allele_id, type_, name, gene_id, gene_symbol, hgnc, clnsig, clnsig_simple, last_evaluated, rs, dbvar, rcv,
      phenotype_ids, phenotype_list, origin, origin_simple, assembly, accession, chromosome, start, stop, ref, alt,
      cytogenetic, review, submitters, guidelines, gtr, other_ids, categories, variation_id, position_vcf, ref_vcf,

@@ -25,7 +25,7 @@ from genolake_assets.lib.lake.lifecycle import (
     lifecycle_rules,
     render_plan_markdown,
 )
-from genolake_assets.resources.lake.object_store import LocalObjectStore
+from genolake_assets.resources.lake.local_store import LocalObjectStore
 
 NOW = datetime(2025, 6, 15, 12, 0, tzinfo=timezone.utc)
 DAY = 86_400
@@ -107,12 +107,17 @@ def test_no_transition_touches_crams_references_or_tables():
 
 
 def test_prefixes_match_the_lake_layout():
-    """lifecycle.py keeps its own copies (lake_layout imports pyarrow; deploy tooling should not
-    need it); they must stay equal."""
+    """The rules use the lake layout's prefixes, and the layout loads without pyarrow (deploy tooling)."""
+    import subprocess
+    import sys
+
     from genolake_assets.lib.lake import layout as lake_layout
 
-    for name in ("RAW_VCF_PREFIX", "RAW_BAM_PREFIX", "CRAM_PREFIX", "REFERENCES_PREFIX"):
+    for name in ("RAW_VCF_PREFIX", "RAW_BAM_PREFIX", "CRAM_PREFIX", "REFERENCES_PREFIX", "LANDING_PREFIX"):
         assert getattr(lc, name) == getattr(lake_layout, name), name
+    probe = subprocess.run([sys.executable, "-c", "import sys, genolake_assets.lib.lake.lifecycle; "
+                            "sys.exit('pyarrow' in sys.modules)"], capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr or "lifecycle (and the layout) imported pyarrow"
 
 
 def test_cloudformation_shape_is_derived_from_the_same_rules():
@@ -298,7 +303,7 @@ def test_the_module_stays_pure():
 
 
 def test_a_landed_file_expires_only_once_tagged_as_copied(tmp_path):
-    from genolake_assets.resources.lake.object_store import LocalObjectStore
+    from genolake_assets.resources.lake.local_store import LocalObjectStore
 
     store = LocalObjectStore(tmp_path / "lake")
     store.write_bytes("landing/a.vcf.gz", b"x" * 10)

@@ -428,7 +428,7 @@ def test_nested_and_dictionary_columns_from_a_real_file_get_glue_types(catalog, 
 
 def test_the_variants_table_asset_registers_glue_partitions_with_the_aws_profile(
         moto_endpoint, bucket, converted, glue, tmp_path):
-    from genolake_assets.assets.tables import variants_table
+    from genolake_assets.assets.variants import variants_table
     from genolake_assets.resources.profile import build_resources
     from genolake_assets.settings import Settings
 

@@ -22,13 +22,11 @@ import dagster as dg
 import pytest
 from botocore.stub import ANY, Stubber
 
+from genolake_assets.resources.compression import batch as compression_batch
 from genolake_assets.resources.compression import runner as compression_runner
-from genolake_assets.resources.compression.runner import (
-    ENTRYPOINT_MODULE,
-    AwsBatchCompressionRunner,
-    LocalCompressionRunner,
-    batch_job_name,
-)
+from genolake_assets.resources.compression.batch import AwsBatchCompressionRunner, batch_job_name
+from genolake_assets.resources.compression.local import LocalCompressionRunner
+from genolake_assets.resources.compression.runner import ENTRYPOINT_MODULE
 from genolake_assets.resources.lake.s3_store import aws_client
 from tests.moto_api import create_batch_queue
 
@@ -203,6 +201,21 @@ def test_local_runner_reports_a_program_stopped_by_a_signal_as_cancelled(tmp_pat
     assert outcome.reason == f"{outcome.job_id} killed by SIGTERM"
 
 
+def test_the_program_can_be_stopped_even_when_the_worker_ignores_sigterm(tmp_path):
+    """Dagster maps SIGTERM onto SIGINT's disposition, and SIGINT is ignored in a background job: the worker
+    then holds SIGTERM ignored, which a child would inherit through exec and so outlive every stop."""
+    import signal
+
+    python = _fake_python(tmp_path, "echo stopping\nkill -TERM $$\nsleep 5\n")
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        outcome = LocalCompressionRunner(python=python).run(
+            {"result_uri": str(tmp_path / "r.json")}, "/wo.json", _read_json_file, lambda _: None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (outcome.status, outcome.exit_code) == ("CANCELLED", None)
+
+
 def test_local_runner_keeps_a_long_log_to_its_last_lines(tmp_path):
     python = _fake_python(tmp_path, "i=0\nwhile [ $i -lt 200 ]; do echo line $i; i=$((i+1)); done\n")
     outcome = LocalCompressionRunner(python=python).run(
@@ -341,8 +354,8 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch) -> FakeClock:
     fake = FakeClock()
-    monkeypatch.setattr(compression_runner, "_monotonic", fake.monotonic)
-    monkeypatch.setattr(compression_runner, "_sleep", fake.sleep)
+    monkeypatch.setattr(compression_batch, "_monotonic", fake.monotonic)
+    monkeypatch.setattr(compression_batch, "_sleep", fake.sleep)
     return fake
 
 
@@ -482,7 +495,7 @@ def test_batch_runner_terminates_the_job_when_interrupted_while_waiting(stubbed,
     def sleep(seconds):
         raise interrupt()
 
-    monkeypatch.setattr(compression_runner, "_sleep", sleep)
+    monkeypatch.setattr(compression_batch, "_sleep", sleep)
     with pytest.raises(interrupt):
         runner.run(WORK_ORDER, WORK_ORDER_URI, lambda uri: None, lambda _: None)
 

@@ -498,7 +498,7 @@ def test_the_aws_profile_with_the_hail_engine_builds_the_emr_converter(aws_resou
 def test_the_engine_defaults_to_arrow_in_both_profiles(aws_resources, monkeypatch, tmp_path):
     from genolake_assets.resources.conversion.engine import ConverterResource
     from genolake_assets.resources.profile import build_resources
-    from genolake_assets.settings import Settings
+    from genolake_assets.settings import samples_per_run
 
     converter = aws_resources["converter"]
     assert type(converter) is ConverterResource and converter.engine == "arrow"
@@ -506,9 +506,9 @@ def test_the_engine_defaults_to_arrow_in_both_profiles(aws_resources, monkeypatc
     monkeypatch.setenv("GENOLAKE_ENGINE", "hail")
     converter = build_resources()["converter"]
     assert type(converter) is ConverterResource and converter.engine == "hail"  # local Hail, not EMR
-    assert Settings.from_env().samples_per_cluster == 100
+    assert samples_per_run() == 100
     monkeypatch.setenv("GENOLAKE_SAMPLES_PER_CLUSTER", "25")
-    assert Settings.from_env().samples_per_cluster == 25
+    assert samples_per_run() == 25
 
 
 @pytest.mark.parametrize(("variable", "value", "message"), [

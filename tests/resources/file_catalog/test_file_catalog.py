@@ -6,12 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from genolake_assets.resources.file_catalog.file_catalog import (
-    DynamoDbFileCatalog,
-    FileCatalogConflict,
-    FileCatalogEntry,
-    SqliteFileCatalog,
-)
+from genolake_assets.resources.file_catalog.dynamodb import DynamoDbFileCatalog
+from genolake_assets.resources.file_catalog.file_catalog import FileCatalogConflict, FileCatalogEntry
+from genolake_assets.resources.file_catalog.sqlite import SqliteFileCatalog
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64

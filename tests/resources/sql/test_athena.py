@@ -209,9 +209,9 @@ def test_the_aws_profile_without_a_bucket_says_what_is_missing(monkeypatch, tmp_
 
 
 def test_the_local_profile_pairs_duckdb_catalog_and_engine_on_one_file(lake_home):
-    from genolake_assets.resources.catalog.catalog import DuckDbCatalog
+    from genolake_assets.resources.catalog.duckdb_catalog import DuckDbCatalog
     from genolake_assets.resources.profile import build_resources
-    from genolake_assets.resources.sql.sql_engine import DuckDbQueryEngine
+    from genolake_assets.resources.sql.duckdb_engine import DuckDbQueryEngine
     from genolake_assets.settings import Settings
 
     resources = build_resources(Settings.from_env())

@@ -20,9 +20,11 @@ import pytest
 from botocore.stub import Stubber
 
 from genolake_assets.lib.transfers.rules import SequencerPath, TransferConfig, dated_include_patterns
-from genolake_assets.resources.transfer import transfer as transfer
+from genolake_assets.resources.transfer import local as local_transfer
 from genolake_assets.resources.lake.s3_store import aws_client
-from genolake_assets.resources.transfer.transfer import DataSyncTransfer, LocalTransfer, TransferExecution, TransferResource
+from genolake_assets.resources.transfer.datasync import DataSyncTransfer
+from genolake_assets.resources.transfer.local import LocalTransfer
+from genolake_assets.resources.transfer.transfer import TransferExecution, TransferResource
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 MISEQ_RUN = "/MiSeq/Output/231014_M00123_0001_000000000-ABCDE"
@@ -164,7 +166,7 @@ def test_local_quiet_period_leaves_files_still_being_written(make_local, share):
 def test_local_verification_failure_fails_the_execution_and_removes_the_copy(make_local, share, monkeypatch):
     local = make_local()
     bad = f"{MISEQ_RUN}/Alignment_1/20231015_101010/ce1000.bam"
-    real_copy = transfer._copy_file
+    real_copy = local_transfer._copy_file
 
     def corrupting_copy(source: Path, target: Path) -> str:
         digest = real_copy(source, target)
@@ -176,7 +178,7 @@ def test_local_verification_failure_fails_the_execution_and_removes_the_copy(mak
                 handle.write(bytes([byte[0] ^ 0xFF]))
         return digest
 
-    monkeypatch.setattr(transfer, "_copy_file", corrupting_copy)
+    monkeypatch.setattr(local_transfer, "_copy_file", corrupting_copy)
     execution = local.start([MISEQ_RUN], reason="bad disk")
     assert execution.status == "ERROR" and execution.terminal
     assert bad in execution.error and "sha256" in execution.error
@@ -185,7 +187,7 @@ def test_local_verification_failure_fails_the_execution_and_removes_the_copy(mak
     assert bad not in execution.files and execution.files_verified == execution.files_transferred == 2
     assert local.describe(execution.execution_id).status == "ERROR"
 
-    monkeypatch.setattr(transfer, "_copy_file", real_copy)
+    monkeypatch.setattr(local_transfer, "_copy_file", real_copy)
     retry = local.start([MISEQ_RUN], reason="retry")
     assert retry.status == "SUCCESS" and retry.files == [bad]
     assert _landed(local, bad).read_bytes() == (DATA / "bam/ce1000.bam").read_bytes()
