@@ -22,6 +22,7 @@ from genolake_assets.lib.transfers.rules import TransferConfig
 from genolake_assets.resources.profile import build_resources, deployment_resources
 from genolake_assets.sensors.alignments import alignment_landing_sensor, compress_alignments, register_references
 from genolake_assets.sensors.landing import landing_sensor
+from genolake_assets.sensors.runs import dead_run_sensor
 from genolake_assets.sensors.transfers import build_transfer_automation
 from genolake_assets.settings import Settings
 
@@ -38,6 +39,6 @@ defs = dg.Definitions(
     jobs=[ingest_samples, catalog_tables, cohort_job, refresh_clinvar, report_job, compress_alignments,
           register_references, lifecycle_job, start_sequencer_transfer],
     schedules=[weekly_clinvar_schedule(settings.profile), *transfer_schedules],
-    sensors=[landing_sensor, alignment_landing_sensor, *transfer_sensors],
+    sensors=[landing_sensor, alignment_landing_sensor, dead_run_sensor, *transfer_sensors],
     resources=deployment_resources(resources),
 )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genolake_assets.lib.lake.layout import ATHENA_RESULTS_PREFIX
+from genolake_assets.lib.limits import InputLimits
 from genolake_assets.lib.clinvar.fetch import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS, NCBI_CLINVAR_PREFIX, SourcePolicy
 
 PROFILES = ("local", "aws")
@@ -66,6 +67,9 @@ class Settings:
     """``GENOLAKE_HAIL_INSTALL``: ``bootstrap`` (pip on every node) or ``custom_ami``
     (``GENOLAKE_EMR_CUSTOM_AMI_ID``, an AMI with Hail installed)."""
     emr_custom_ami_id: str | None = None
+    input_limits: InputLimits = InputLimits()
+    """``GENOLAKE_MAX_*``: how far a hostile or broken input is read before it is refused (lib/limits.py);
+    checked here so a malformed value stops the code location from loading."""
     clinvar_sources: SourcePolicy = SourcePolicy()
     """Where a ClinVar ``uri`` may point: ``GENOLAKE_CLINVAR_SOURCES`` (URL prefixes, default NCBI's ClinVar
     folder), ``GENOLAKE_CLINVAR_LOCAL_DIRS`` (folders, none by default), ``GENOLAKE_CLINVAR_MAX_BYTES`` and
@@ -101,6 +105,7 @@ class Settings:
             file_catalog_table=os.environ.get("GENOLAKE_FILE_CATALOG_TABLE") or "genolake-file-catalog",
             sensors_running=_sensors_running(os.environ.get("GENOLAKE_SENSORS", "running")),
             clinvar_sources=clinvar_source_policy(),
+            input_limits=InputLimits.from_env(),
             **_pseudonym_settings(),
             **_engine_settings(),
         )

@@ -18,7 +18,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-DAGSTER_YAML = "telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
+DAGSTER_YAML = ("telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
+                # A run marked failed (by dead_run_sensor, or cancelled) gives its pool slots back within a minute.
+                "run_monitoring:\n  enabled: true\n  free_slots_after_run_end_seconds: 60\n")
 WORKSPACE_YAML = ("load_from:\n  - python_module:\n      module_name: genolake_assets.definitions\n"
                   "      location_name: genolake\n")
 

@@ -192,7 +192,7 @@ def start_sequencer_transfer():
 
 ingest_samples = dg.define_asset_job(
     name=INGEST_JOB_NAME,
-    selection=dg.AssetSelection.assets("raw_vcf", "sample_variants"),
+    selection=dg.AssetSelection.assets("raw_vcf", "sample_variants").required_multi_asset_neighbors(),
     partitions_def=samples_partitions,
     description="Register and convert landed samples (one run per sample from the landing sensor, or a backfill).",
 )

@@ -42,6 +42,7 @@ from genolake_assets.lib.cohort.layout import (
     STATE_KEY,
     CohortState,
     SampleInput,
+    unlisted_keys,
     update_cohort,
 )
 from genolake_assets.lib.lake.layout import SAMPLES_TABLE_KEY, partition_key
@@ -247,6 +248,12 @@ def cohort_variants(context: dg.AssetExecutionContext, config: CohortConfig, lak
     changed = sorted(s for s, t in tokens.items() if state.samples.get(s) != t)
     batch = changed[:config.max_samples_per_run]
     drop = {s for s in batch if s in state.samples}
+    # One writer at a time (the cohort_writer pool): anything the manifest does not list is a dead writer's.
+    orphans = unlisted_keys(state, (obj.key for obj in store.list_objects(COHORT_PREFIX)))
+    for key in orphans:
+        store.delete(key)
+    if orphans:
+        context.log.warning(f"removed {len(orphans)} cohort file(s) an interrupted run left, e.g. {orphans[0]}")
     work = lake.scratch / "cohort" / context.run_id
     try:
         update = update_cohort(state, [_sample_input(lake, s, tokens[s]) for s in batch], drop,
@@ -276,6 +283,7 @@ def cohort_variants(context: dg.AssetExecutionContext, config: CohortConfig, lak
         "partitions": len(new_state.partitions), "files": registration.files,
         "appended_partitions": len(update.appended_partitions), "compacted_partitions": len(update.compacted_partitions),
         "bytes_written": update.bytes_written, "retired_folders_deleted": len(state.retired),
+        "interrupted_run_files_removed": len(orphans),
         "manifest": link(store.uri(STATE_KEY)), URI: link(store.uri(COHORT_PREFIX.rstrip("/"))),
         "seconds": round(time.perf_counter() - started, 2),
         COLUMN_SCHEMA: table_schema(registration.columns, COHORT_COLUMNS),

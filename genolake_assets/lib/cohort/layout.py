@@ -14,7 +14,7 @@ Two consequences of the agreed design worth knowing:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -310,6 +310,16 @@ class _Run:
 
     def keep(self, current: PartitionState) -> None:
         self._set(PartitionState(current.contig, current.bin, current.gen, current.rows, list(current.files)))
+
+
+def unlisted_keys(state: CohortState, keys: Iterable[str]) -> list[str]:
+    """The cohort objects among ``keys`` that ``state`` neither lists nor keeps for readers of the previous
+    version (its retired folders): what a writer that died mid-upload left. Folder readers (Glue, Athena)
+    would count their rows; the writer removes them before it writes."""
+    listed = {key for partition in state.partitions.values() for key in state.live_keys(partition)}
+    kept = tuple(state.retired)
+    return sorted(key for key in keys if key.startswith(COHORT_PREFIX) and key not in listed
+                  and not (kept and key.startswith(kept)))
 
 
 def update_cohort(state: CohortState, new_samples: list[SampleInput], drop: set[str],

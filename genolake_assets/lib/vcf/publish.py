@@ -9,6 +9,7 @@ and reported; the others are published. The store, engine and catalog come in as
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 import uuid
@@ -33,6 +34,7 @@ from genolake_assets.lib.vcf.schema import REFERENCE_BLOCKS, TABLES, VARIANT_COL
 
 CATALOG_TABLE_OF = {VARIANTS: VARIANTS_TABLE, REFERENCE_BLOCKS: REFERENCE_BLOCKS_TABLE}
 FOOTER_TAIL_BYTES = 1 << 20
+CONVERT_SCRATCH_PREFIX = "convert-"
 
 
 class SchemaConflict(ValueError):
@@ -93,7 +95,8 @@ def convert_and_publish(store, converter, catalog, sample_ids: list[str], *, scr
         mark_quarantined(store, record, str(problem))
         return str(problem)
 
-    with tempfile.TemporaryDirectory(dir=scratch, prefix="convert-") as tmp:
+    # The pid in the name lets the next run tell a dead run's leftovers from a live one's (run_recovery.py).
+    with tempfile.TemporaryDirectory(dir=scratch, prefix=f"{CONVERT_SCRATCH_PREFIX}{os.getpid()}-") as tmp:
         staging_root = store.uri(f"{STAGING_CONVERT_PREFIX}{batch}") if remote else tmp
         jobs = {}
         for index, (raw_key, ids) in enumerate(by_file.items()):

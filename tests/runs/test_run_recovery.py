@@ -1,0 +1,137 @@
+"""Issue 22: a run killed while it holds a pool slot is found, marked failed, and its slot freed.
+
+Real runs in child processes against one instance on disk (pools limited to 1, as `genolake demo` and
+`make ui` configure them), killed with SIGKILL as the out-of-memory killer would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from genolake_assets.run_recovery import fail_dead_runs, runs_are_local_processes
+
+POOL = "cohort_writer"
+CHILD = textwrap.dedent('''
+    import sys, time
+    from pathlib import Path
+    import dagster as dg
+
+    started, seconds = Path(sys.argv[1]), float(sys.argv[2])
+
+    @dg.asset(pool="{pool}")
+    def cohort_like() -> None:
+        started.write_text("holding the slot")
+        time.sleep(seconds)
+
+    with dg.DagsterInstance.get() as instance:
+        result = dg.materialize([cohort_like], instance=instance)
+        sys.exit(0 if result.success else 1)
+''').format(pool=POOL)
+
+
+@pytest.fixture
+def dagster_home(tmp_path, monkeypatch):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    (tmp_path / "child.py").write_text(CHILD)
+    return home
+
+
+def start_run(tmp_path: Path, name: str, seconds: float) -> tuple[subprocess.Popen, Path]:
+    started = tmp_path / f"{name}.started"
+    child = subprocess.Popen([sys.executable, str(tmp_path / "child.py"), str(started), str(seconds)],
+                             env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not started.exists():
+        assert child.poll() is None, child.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "the run never started its step"
+        time.sleep(0.2)
+    return child, started
+
+
+def claimed_by(instance: dg.DagsterInstance) -> set[str]:
+    return {slot.run_id for slot in instance.event_log_storage.get_concurrency_info(POOL).claimed_slots}
+
+
+def test_a_killed_run_is_failed_and_its_slot_freed_so_the_next_run_completes(dagster_home, tmp_path):
+    child, _ = start_run(tmp_path, "killed", seconds=600)
+    with dg.DagsterInstance.get() as instance:
+        [run] = instance.get_runs()
+        assert claimed_by(instance) == {run.run_id}
+        assert runs_are_local_processes(instance)
+
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED  # what Dagster leaves
+
+        dead = fail_dead_runs(instance)
+
+        assert [d.run_id for d in dead] == [run.run_id] and dead[0].freed_pools == (POOL,)
+        assert child.pid in dead[0].pids and "marked failed" in dead[0].describe()
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert claimed_by(instance) == set()
+        failure = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records[0]
+        assert "killed" in failure.event_log_entry.dagster_event.message
+
+    rerun = subprocess.run([sys.executable, str(tmp_path / "child.py"), str(tmp_path / "rerun.started"), "0"],
+                           env=os.environ.copy(), capture_output=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr.decode()[-2000:]
+
+
+def test_a_live_run_and_finished_runs_are_left_alone(dagster_home, tmp_path):
+    done = subprocess.run([sys.executable, str(tmp_path / "child.py"), str(tmp_path / "done.started"), "0"],
+                          env=os.environ.copy(), capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    child, _ = start_run(tmp_path, "live", seconds=600)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            live = next(r for r in instance.get_runs() if r.status == dg.DagsterRunStatus.STARTED)
+
+            assert fail_dead_runs(instance) == []
+
+            assert instance.get_run_by_id(live.run_id).status == dg.DagsterRunStatus.STARTED
+            assert claimed_by(instance) == {live.run_id}
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_the_sensor_frees_a_killed_runs_slot_and_scratch_in_a_deployment(dagster_home, tmp_path, lake_home):
+    from genolake_assets.resources.profile import build_resources
+    from genolake_assets.sensors.runs import dead_run_sensor
+
+    lake = build_resources()["lake"]
+    dead_scratch = lake.scratch / "convert-999999999-abc"  # no such pid
+    own_scratch = lake.scratch / f"convert-{os.getpid()}-def"
+    for folder in (dead_scratch, own_scratch):
+        (folder / "variants").mkdir(parents=True)
+        (folder / "variants" / "part-00000.parquet").write_bytes(b"left behind")
+
+    child, _ = start_run(tmp_path, "killed", seconds=600)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    with dg.DagsterInstance.get() as instance:
+        [run] = instance.get_runs()
+        (lake.scratch / "cohort" / run.run_id).mkdir(parents=True)  # the killed cohort update's work folder
+
+        result = dead_run_sensor(dg.build_sensor_context(instance=instance, resources={"lake": lake}))
+
+        assert run.run_id[:8] in result.skip_message and "marked failed" in result.skip_message
+        assert "removed 2 dead runs' scratch folder(s)" in result.skip_message  # convert-999999999 + cohort/<run>
+        assert not dead_scratch.exists() and not (lake.scratch / "cohort" / run.run_id).exists()
+        assert own_scratch.exists()  # a live process's
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert claimed_by(instance) == set()
+        assert dead_run_sensor(dg.build_sensor_context(instance=instance, resources={"lake": lake})
+                               ).skip_message == "no dead runs"
