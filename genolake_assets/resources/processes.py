@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_PR_SET_PDEATHSIG = 1
 
 
 def default_stop_signals() -> None:
-    """``preexec_fn`` of a child program: its stop signals back to their defaults.
+    """``preexec_fn`` of a child program: its stop signals back to their defaults, and SIGTERM when its
+    parent dies.
 
     An ignored signal survives exec, and a Dagster worker can hold SIGTERM ignored (Dagster maps SIGTERM onto
     SIGINT's handler, and SIGINT is ignored in a background job): the child would then outlive
-    ``kill_process_group``'s SIGTERM and every stop its program relies on."""
+    ``kill_process_group``'s SIGTERM and every stop its program relies on. A child in a session of its own
+    also outlives a SIGKILLed run worker (out of memory) unless the kernel tells it (Linux PR_SET_PDEATHSIG):
+    a compression would then publish a CRAM no run records."""
     for stop_signal in STOP_SIGNALS:
         signal.signal(stop_signal, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def kill_process_group(process: subprocess.Popen, grace_seconds: float = 5.0) -> None:

@@ -538,3 +538,42 @@ def test_batch_runner_carries_on_when_the_log_cannot_be_read(stubbed, clock):
 
     assert outcome.status == "SUCCEEDED" and outcome.result == {"status": "verified"}
     assert sum("cannot read log stream" in line for line in lines) == 1  # said once, not every poll
+
+
+def test_the_program_dies_with_a_killed_run_worker(tmp_path):
+    """A run worker SIGKILLed (out of memory) must not leave its compression running on: it would publish a
+    CRAM that no run records."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "program.pid"
+    python = _fake_python(tmp_path, f"echo $$ > {pid_file}\nsleep 600\n")
+    worker = subprocess.Popen([sys.executable, "-c", (
+        "from genolake_assets.resources.compression.local import LocalCompressionRunner\n"
+        f"LocalCompressionRunner(python={str(python)!r}).run({{'result_uri': 'r.json'}}, '/wo.json', "
+        "lambda _: None, lambda _: None)\n")])
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert worker.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    program = int(pid_file.read_text())
+
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(program, 0)
+        except ProcessLookupError:
+            break
+        with open(f"/proc/{program}/stat") as stat:
+            if stat.read().split(") ")[1].startswith("Z"):
+                break  # exited, waiting for a parent to reap it
+        time.sleep(0.1)
+    else:
+        os.kill(program, signal.SIGKILL)
+        raise AssertionError("the compression program outlived its killed run worker")
