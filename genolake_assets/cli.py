@@ -2,10 +2,24 @@
 
 import argparse
 import json
+import os
+import re
 import sys
 from pathlib import Path
 
 from genolake_assets.settings import ENGINES
+
+_INTEGER = re.compile(r"-?[0-9]{1,18}\Z")  # ASCII digits only: "²".isdigit() is True, int("²") fails
+
+
+def _printable(value) -> str:
+    """``value`` for the terminal: control and invisible characters (from a sample name, a VCF value, a
+    query result) escaped as ``\\x1b``, ``\\n``, ``\\t``, so they can neither move the cursor nor add a
+    line or a TSV column."""
+    text = "" if value is None else str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -28,7 +42,7 @@ def _convert(args: argparse.Namespace) -> int:
         else:
             report = convert_vcf(args.vcf, args.lake_dir, samples=args.samples, progress=progress)
     except VcfFormatError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_printable(exc)}", file=sys.stderr)
         return 2
     finally:
         if bar is not None:
@@ -36,10 +50,11 @@ def _convert(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
         return 0
-    print(f"{report.records_read:,} records from {args.vcf} in {report.seconds:.2f} s "
+    print(f"{report.records_read:,} records from {_printable(args.vcf)} in {report.seconds:.2f} s "
           f"({report.records_read / max(report.seconds, 1e-9):,.0f} records/s)")
     for sample in report.samples.values():
-        print(f"  {sample.sample_name} -> sample_id={sample.sample_id}: {sample.variant_rows:,} variant rows, "
+        print(f"  {_printable(sample.sample_name)} -> sample_id={_printable(sample.sample_id)}: "
+              f"{sample.variant_rows:,} variant rows, "
               f"{sample.reference_block_rows:,} reference-block rows, "
               f"{sum(sample.bytes.values()):,} bytes")
     return 0
@@ -79,13 +94,15 @@ def _convert_with_hail(args: argparse.Namespace):
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from genolake_assets.demo import DEFAULT_DATA, run_demo, vcfs_to_land
+    from genolake_assets.demo import DEFAULT_DATA, check_fresh_home, run_demo, vcfs_to_land
 
     data_dir = Path(args.data) if args.data else DEFAULT_DATA
     try:
         vcfs_to_land(data_dir)
+        if args.fresh:
+            check_fresh_home(Path(os.path.abspath(args.home)))
     except (FileNotFoundError, ValueError) as problem:
-        print(f"genolake demo: {problem}", file=sys.stderr)
+        print(f"genolake demo: {_printable(problem)}", file=sys.stderr)
         return 2
     summary = run_demo(Path(args.home), data_dir, fresh=args.fresh)
     print(f"""
@@ -135,7 +152,7 @@ def _lookup(args: argparse.Namespace) -> int:
         filesystem, root = open_lake(args.lake, endpoint_url=args.endpoint_url, region=args.region)
         state = read_state(filesystem, root)
     except (ValueError, OSError) as exc:  # a bad marker or location, no cohort table, no access
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_printable(exc)}", file=sys.stderr)
         return 2
     settings = ReaderSettings(pre_buffer=not args.no_pre_buffer, range_size_limit=args.range_size_limit,
                               hole_size_limit=args.hole_size_limit)
@@ -146,7 +163,7 @@ def _lookup(args: argparse.Namespace) -> int:
     else:
         print("\t".join(LOOKUP_COLUMNS))
         for row in result.table.select(list(LOOKUP_COLUMNS)).to_pylist():
-            print("\t".join("" if row[name] is None else str(row[name]) for name in LOOKUP_COLUMNS))
+            print("\t".join(_printable(row[name]) for name in LOOKUP_COLUMNS))
     print(f"{len(state.samples):,} samples x {len(markers)} markers: {result.files_opened} files opened, "
           f"{result.row_groups_read} of {result.row_groups_total} row groups read, "
           f"{result.bytes_read:,} bytes read in {result.read_requests} reads, {result.seconds:.3f} s",
@@ -162,22 +179,23 @@ def _query(args: argparse.Namespace) -> int:
     for item in args.parameters:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            print(f"genolake query: parameter {item!r} is not NAME=VALUE", file=sys.stderr)
+            print(f"genolake query: parameter {_printable(repr(item))} is not NAME=VALUE", file=sys.stderr)
             return 2
-        parameters[name] = int(value) if value.lstrip("-").isdigit() else value
+        parameters[name] = int(value) if _INTEGER.match(value) else value
     try:
         statement = render(args.name, **parameters)
     except (FileNotFoundError, ValueError) as error:
-        print(f"genolake query: {error}", file=sys.stderr)
+        print(f"genolake query: {_printable(error)}", file=sys.stderr)
         return 2
     try:
         result = build_resources()["sql"].run(statement)
     except RuntimeError as error:
-        print(f"genolake query {args.name}: {str(error).splitlines()[0]}", file=sys.stderr)
+        print(f"genolake query {_printable(args.name)}: {_printable((str(error).splitlines() or [''])[0])}",
+              file=sys.stderr)
         return 1
-    print("\t".join(result.table.column_names))
+    print("\t".join(_printable(name) for name in result.table.column_names))
     for row in result.table.to_pylist():
-        print("\t".join("" if v is None else str(v) for v in row.values()))
+        print("\t".join(_printable(v) for v in row.values()))
     print(f"{result.table.num_rows} rows; {result.engine}, {result.seconds:.3f} s, "
           f"{result.bytes_scanned} bytes scanned", file=sys.stderr)
     return 0
@@ -273,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "sample, registers the tables in the local DuckDB catalog and prints a summary.")
     demo.add_argument("--home", default=".genolake", help="the local lake home (default: ./.genolake)")
     demo.add_argument("--data", default=None, help="folder of VCFs to land: every *.vcf, *.vcf.gz and *.vcf.bgz under it, sub-folders included (default: the bundled data/vcf)")
-    demo.add_argument("--fresh", action="store_true", help="delete the home first")
+    demo.add_argument("--fresh", action="store_true",
+                      help="delete the home first (only a genolake home: one the demo made, marked .genolake-home)")
     demo.set_defaults(run=_demo)
 
     lookup = commands.add_parser(

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import stat
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -18,6 +19,15 @@ DEMO_REPORTS = {
     "benign_in_hg_samples": {"sample_pattern": "HG%", "significance_pattern": "%benign%", "assembly": "GRCh37"},
     "seed_drug_response": {"sample_pattern": "%", "significance_pattern": "%drug response%", "assembly": "GRCh37"},
 }
+# A demo home says what it is: ``--fresh`` deletes a folder only when it holds this marker (written when
+# the demo creates the home), or is a home an earlier version made (nothing but the entries a home has,
+# no links among them, with dagster_home/dagster.yaml or lake/), or is empty.
+HOME_MARKER = ".genolake-home"
+HOME_MARKER_TEXT = "genolake demo home: `genolake demo --fresh` may delete this folder\n"
+HOME_ENTRIES = frozenset({
+    HOME_MARKER, "dagster_home", "lake", "scratch", "transfers", "sequencer-share", "dagster-dev.log",
+    "catalog.duckdb", "catalog.duckdb.wal", "file_catalog.sqlite", "file_catalog.sqlite-journal",
+    "file_catalog.sqlite-wal", "file_catalog.sqlite-shm"})
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -64,13 +74,86 @@ def vcfs_to_land(data_dir: Path) -> list[Path]:
     return files
 
 
+class NotAGenolakeHome(ValueError):
+    """``--fresh`` named a folder the demo must not delete."""
+
+
+def _is_regular_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _is_real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def home_kind(home: Path) -> str:
+    """``missing``, ``marked`` (holds the marker), ``earlier`` (an earlier demo's home, no marker yet),
+    ``empty``, or why it is not a genolake home. Symbolic links are never followed."""
+    try:
+        mode = os.lstat(home).st_mode
+    except FileNotFoundError:
+        return "missing"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if not stat.S_ISDIR(mode):
+        return "not a folder"
+    entries = set(os.listdir(home))
+    if not entries:
+        return "empty"
+    if _is_regular_file(home / HOME_MARKER):
+        return "marked"
+    if entries <= HOME_ENTRIES and not any(os.path.islink(home / e) for e in entries) and (
+            _is_regular_file(home / "dagster_home" / "dagster.yaml") or _is_real_dir(home / "lake")):
+        return "earlier"
+    return f"a folder without the {HOME_MARKER} marker of a genolake home"
+
+
+def check_fresh_home(home: Path) -> None:
+    """Raise :class:`NotAGenolakeHome` unless ``--fresh`` may delete ``home`` (absent is fine)."""
+    kind = home_kind(home)
+    if kind not in ("missing", "marked", "earlier", "empty"):
+        raise NotAGenolakeHome(
+            f"--fresh refuses to delete {home}: it is {kind}, not a genolake home (a home the demo made holds "
+            f"{HOME_MARKER}); name a new folder, or remove this one yourself")
+
+
+def _remove_home(home: Path) -> None:
+    """Delete the home without following a symbolic link (neither the home nor anything inside it)."""
+    if not shutil.rmtree.avoids_symlink_attacks:  # pragma: no cover - Linux and macOS have the fd-based rmtree
+        raise NotAGenolakeHome(f"--fresh: this platform cannot delete {home} without following links")
+    shutil.rmtree(home)  # refuses a link as its top, unlinks (never enters) links inside
+
+
+def prepare_home(home: Path, fresh: bool) -> Path:
+    """The home, created (and emptied first with ``fresh``, if it is a genolake home); its resolved path.
+
+    The marker is written only into a folder the demo owns: one it creates, an empty one, or an earlier
+    demo's home; never into someone's folder that merely is named as the home.
+    """
+    home = Path(os.path.abspath(home))  # absolute, but links are not resolved before the checks
+    kind = home_kind(home)
+    if fresh:
+        check_fresh_home(home)
+        if kind != "missing":
+            _remove_home(home)
+        kind = "missing"
+    home.mkdir(parents=True, exist_ok=True)
+    if kind in ("missing", "empty", "earlier"):
+        (home / HOME_MARKER).write_text(HOME_MARKER_TEXT)
+    return home.resolve()
+
+
 def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, echo=print,
              clinvar: Path = DEFAULT_CLINVAR) -> DemoSummary:
     started = time.perf_counter()
     vcfs = vcfs_to_land(data_dir)  # before --fresh removes anything
-    home = home.resolve()
-    if fresh and home.exists():
-        shutil.rmtree(home)
+    home = prepare_home(home, fresh)
     dagster_home = home / "dagster_home"
     dagster_home.mkdir(parents=True, exist_ok=True)
     settings = dagster_home / "dagster.yaml"
@@ -85,11 +168,17 @@ def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, ech
     import dagster as dg
 
     from genolake_assets.definitions import defs, resources
+    from genolake_assets.run_recovery import fail_dead_runs, remove_dead_runs_scratch
     from genolake_assets.sensors.landing import landing_sensor
 
     instance = dg.DagsterInstance.get()
     lake = resources["lake"]
     store = lake.store()
+    # A run of an earlier demo that was killed still holds its pool slots: free them, or this one waits for ever.
+    for dead in fail_dead_runs(instance):
+        echo(f"recovered: {dead.describe()}")
+    if removed := remove_dead_runs_scratch(instance, lake.scratch):
+        echo(f"recovered: removed {len(removed)} dead runs' scratch folder(s)")
     for path in vcfs:
         store.upload(path, f"landing/{path.name}")
     echo(f"landed {len(vcfs)} VCFs in {store.uri('landing')}/")

@@ -68,3 +68,22 @@ def test_simulate_sequencer_writes_dated_run_folders_in_order(tmp_path, monkeypa
         data = [p for p in (run / "Analysis").iterdir() if p.suffix in (".gz", ".bam")]
         assert len(data) == 2 and all(p.stat().st_mtime_ns <= (run / "CopyComplete.txt").stat().st_mtime_ns for p in data)
     assert (tmp_path / "home" / "lake" / "landing" / "references" / "q.fa.gz.fai").exists()
+
+
+def test_convert_escapes_control_characters_of_sample_names(tmp_path, data_vcf, capsys):
+    import gzip
+
+    evil = "NA\x1b]0;owned\x07\x1b[2Jname\u202e"
+    with gzip.open(data_vcf / "HG00187.hg38.g.vcf.gz", "rt") as source:
+        text = source.read()
+    path = tmp_path / "evil\x1bname.vcf"
+    path.write_text(text.replace("\tHG00187\n", f"\t{evil}\n", 1))
+
+    assert main(["convert", str(path), str(tmp_path / "lake"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert "NA\\x1b]0;owned\\x07\\x1b[2Jname\\u202e -> sample_id=" in out and "evil\\x1bname.vcf" in out
+
+    assert main(["convert", str(path), str(tmp_path / "lake2"), "--quiet", "--samples", "x\x1b[2J"]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "x\\x1b[2J" in err

@@ -74,3 +74,76 @@ def test_a_users_folder_of_compressed_vcfs_is_ingested(tmp_path):
     assert "samples:           3 (3 converted, 0 quarantined)" in run.stdout
     for sample in ("HG00187", "HG00190", "HG01377"):
         assert (home / "lake" / "variants" / f"sample_id={sample}").is_dir()
+
+
+# -- --fresh deletes only a genolake home, never through a link (issue 21 item 7) ----------------------------
+
+def _one_vcf_folder(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copyfile(GVCFS / "HG00187.hg38.g.vcf.gz", data / "HG00187.vcf.gz")
+    return data
+
+
+def test_fresh_refuses_a_folder_that_is_not_a_genolake_home(tmp_path):
+    home = tmp_path / "thesis"
+    (home / "chapters").mkdir(parents=True)
+    (home / "chapters" / "one.tex").write_text("years of work")
+
+    run = run_genolake("demo", "--home", str(home), "--data", str(_one_vcf_folder(tmp_path)), "--fresh", home=home)
+
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "not a genolake home" in run.stderr and str(home) in run.stderr and "Traceback" not in run.stderr
+    assert (home / "chapters" / "one.tex").read_text() == "years of work"
+    assert sorted(p.name for p in home.iterdir()) == ["chapters"]
+
+
+def test_fresh_never_follows_a_home_that_is_a_link(tmp_path):
+    from genolake_assets.demo import HOME_MARKER
+
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / HOME_MARKER).write_text("even a marked home is not reached through a link")
+    (target / "victim.txt").write_text("keep me")
+    link = tmp_path / "home-link"
+    link.symlink_to(target)
+
+    run = run_genolake("demo", "--home", str(link), "--data", str(_one_vcf_folder(tmp_path)), "--fresh", home=link)
+
+    assert run.returncode == 2 and "symbolic link" in run.stderr and "Traceback" not in run.stderr
+    assert (target / "victim.txt").read_text() == "keep me" and link.is_symlink()
+
+
+def test_fresh_empties_a_genolake_home_without_following_links_inside_it(tmp_path):
+    from genolake_assets.demo import HOME_MARKER, NotAGenolakeHome, check_fresh_home, home_kind, prepare_home
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("not the demo's")
+    home = prepare_home(tmp_path / "home", fresh=False)  # a home the demo creates is marked
+    assert (home / HOME_MARKER).is_file() and home_kind(home) == "marked"
+    (home / "lake").mkdir()
+    (home / "lake" / "linked").symlink_to(outside)
+    (home / "lake" / "linked-file").symlink_to(outside / "precious.txt")
+
+    assert prepare_home(home, fresh=True) == home
+    assert sorted(p.name for p in home.iterdir()) == [HOME_MARKER]  # emptied and marked again
+    assert (outside / "precious.txt").read_text() == "not the demo's"
+
+    earlier = tmp_path / "earlier"  # a home made before the marker existed (`make demo`'s .genolake)
+    (earlier / "lake" / "landing").mkdir(parents=True)
+    (earlier / "dagster_home").mkdir()
+    (earlier / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    check_fresh_home(earlier)
+    (earlier / "notes.txt").write_text("someone else's file")
+    with pytest.raises(NotAGenolakeHome, match="not a genolake home"):
+        check_fresh_home(earlier)
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    with pytest.raises(NotAGenolakeHome, match="not a folder"):
+        check_fresh_home(not_a_folder)
+    users = tmp_path / "users"
+    (users / "lake").mkdir(parents=True)
+    (users / "mine.txt").write_text("x")
+    assert prepare_home(users, fresh=False) == users.resolve()  # used, but never marked as deletable
+    assert not (users / HOME_MARKER).exists()

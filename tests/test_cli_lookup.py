@@ -96,3 +96,27 @@ def test_lookup_on_an_s3_endpoint(lake, moto_endpoint, bucket, capsys):
 
     assert code == 0
     assert capsys.readouterr().out == local
+
+
+def test_lookup_escapes_control_characters_of_the_rows(tmp_path, capsys):
+    """A VCF value is printed, never interpreted by the terminal (issue 21 item 9)."""
+    vcf = tmp_path / "ctl.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n##FORMAT=<ID=GT,Number=1,Type=String,Description=\"Genotype\">\n"
+                   "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS\x1b[31m1\n"
+                   "chr1\t100\t.\tA\tG\x1b[2J\t50\tPASS\t.\tGT\t0/1\n")
+    lake = tmp_path / "lake"
+    report = convert_vcf(vcf, lake)
+    (sample,) = report.samples.values()
+    update = update_cohort(CohortState.empty(), [SampleInput(
+        sample.sample_id, "t", lake / f"variants/sample_id={sample.sample_id}/part-00000.parquet", None)],
+        set(), fetch=lambda key: lake / key, out_dir=tmp_path / "work")
+    for key, local in update.uploads.items():
+        (lake / key).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(local, lake / key)
+    (lake / STATE_KEY).parent.mkdir(parents=True, exist_ok=True)
+    (lake / STATE_KEY).write_bytes(update.state.to_json())
+
+    assert main(["lookup", str(lake), "chr1:100"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "G\\x1b[2J" in out
+    assert [len(line.split("\t")) for line in out.splitlines()] == [8, 8]

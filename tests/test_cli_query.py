@@ -61,3 +61,49 @@ def test_report_row_sources_traces_a_variant_to_the_landed_files(instance, resou
     assert carriers == expected and "HG00187" in carriers
     hg00187 = next(row for row in rows if row["sample_id"] == "HG00187")
     assert hg00187["source_uri"].endswith("landing/HG00187.hg38.g.vcf.gz") and len(hg00187["sha256"]) == 64
+
+
+# -- odd parameter values end cleanly (issue 21 item 9) ----------------------------------------------------
+
+def test_a_non_ascii_digit_or_a_huge_number_is_an_error_not_a_traceback(instance, resources, land, data_vcf, capsys):
+    assert main(["query", "cohort_size", "sample_pattern=%", "assembly=GRCh38", "x=²"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown ['x']" in err and "Traceback" not in err
+
+    _cohort(instance, resources, land, data_vcf / "HG00187.hg38.g.vcf.gz")
+    capsys.readouterr()
+    for value in ("²", "٣", "9" * 5000):  # superscript two, Arabic-Indic three, past int()'s digit limit
+        code = main(["query", "report_row_sources", "chromosome=22", f"pos={value}", "ref=A", "alt=G"])
+        captured = capsys.readouterr()
+        assert code in (0, 1, 2) and "Traceback" not in captured.err, (value, captured.err[-500:])
+        assert len(captured.err.splitlines()) <= 2, captured.err[-500:]
+
+
+def _cohort(instance, resources, land, path) -> str:
+    import dagster as dg
+
+    from genolake_assets.assets.variants import cohort_variants
+
+    land(path)
+    sample_id = tick(instance, resources).run_requests[0].partition_key
+    assert ingest(instance, resources, sample_id).success
+    refresh_tables(instance, resources)
+    assert dg.materialize([cohort_variants], instance=instance, resources=resources).success
+    return sample_id
+
+
+def test_query_output_escapes_control_characters(instance, resources, land, data_vcf, capsys, tmp_path):
+    import gzip
+
+    evil = "HG\x1b[2J\tnew\nline"
+    path = tmp_path / "evil.vcf"
+    with gzip.open(data_vcf / "HG00187.hg38.g.vcf.gz", "rt") as source:
+        text = source.read()
+    path.write_text(text.replace("\tHG00187\n", f"\t{evil.replace(chr(10), ' ').replace(chr(9), ' ')}\n", 1))
+    _cohort(instance, resources, land, path)
+    capsys.readouterr()
+    assert main(["query", "report_row_sources", "chromosome=22", "pos=10678964", "ref=A", "alt=G"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b[2J" in out
+    lines = out.splitlines()
+    assert all(line.count("\t") == lines[0].count("\t") for line in lines)

@@ -475,3 +475,121 @@ def test_landed_bams_get_pseudonymous_ids_and_their_copies_and_crams_lose_the_fi
     metadata = {k: v.value for e in run.get_asset_materialization_events() if e.asset_key.to_user_string() == "raw_bam"
                 for k, v in e.materialization.metadata.items()}
     assert "source_uri" not in metadata and "NA12878" not in repr(metadata)
+
+
+# --- what still leaked names (issue 21 item 8) ---------------------------------------------------------
+
+
+def _all_run_text(instance) -> str:
+    """Everything the Dagster instance keeps of its runs: tags, events (metadata, failures, errors), messages."""
+    shown = []
+    for run in instance.get_runs():
+        shown.append(repr(run.tags))
+        shown += [repr(record) for record in instance.all_logs(run.run_id)]
+    return "\n".join(shown)
+
+
+def test_lifecycle_plan_and_a_failed_bams_failure_name_no_landed_file(lake_home, monkeypatch, instance, tmp_path):
+    from genolake_assets.assets.alignments import lake_lifecycle_policy
+
+    pseudonymise(monkeypatch)
+    resources = built_resources()
+    store = resources["lake"].store()
+    good, bad = "NA12878.chr22.tiny", "HG01234.truncated"
+    store.upload(DATA_BAM / f"{good}.bam", f"landing/{good}.bam")
+    truncated = tmp_path / f"{bad}.bam"
+    truncated.write_bytes((DATA_BAM / f"{good}.bam").read_bytes()[:-28])  # no BGZF end-of-file block
+    store.upload(truncated, f"landing/{bad}.bam")
+    for suffix in ("", ".fai", ".gzi"):
+        store.upload(DATA_BAM / "ref" / f"q.fa.gz{suffix}", f"landing/references/q.fa.gz{suffix}")
+    result = alignment_landing_sensor(dg.build_sensor_context(instance=instance, resources={"lake": resources["lake"]}))
+    for request in result.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    assert dg.materialize([reference_genomes], instance=instance, resources=resources).success
+    good_id, bad_id = pseudonymous_id(good, KEY), pseudonymous_id(bad, KEY)
+    assert dg.materialize([raw_bam, compressed_bam, alignment_file_catalog], partition_key=good_id,
+                          instance=instance, resources=resources).success
+    failed = dg.materialize([raw_bam], partition_key=bad_id, instance=instance, resources=resources,
+                            raise_on_error=False)
+    assert not failed.success
+    failure = next(e for e in failed.all_events if e.is_step_failure).step_failure_data
+    assert failure.user_failure_data.metadata["alignment_id"].value == bad_id
+    assert "truncated" in failure.user_failure_data.description  # still says what is wrong
+    assert "source_uri" not in failure.user_failure_data.metadata
+    policy = dg.materialize([lake_lifecycle_policy], instance=instance, resources=resources)
+    assert policy.success
+    plan = next(e for e in policy.get_asset_materialization_events()).materialization.metadata["plan"].value
+    # The landing copy of the compressed BAM is still in the plan (it expires), under its keyed file token.
+    assert f"landing/{SampleIdPolicy(key=KEY).file_token(f'landing/{good}.bam')}" in plan
+
+    shown = _all_run_text(instance)
+    leaks = [token for token in ("NA12878", "HG01234", "truncated.bam", "chr22.tiny") if token in shown]
+    assert not leaks, leaks
+    assert good_id in shown and bad_id in shown
+
+
+def test_the_samples_table_is_staged_privately_and_removed(lake_home, monkeypatch, instance, data_vcf):
+    import stat
+
+    from genolake_assets.assets.ingest import samples_table
+
+    pseudonymise(monkeypatch)
+    resources = built_resources()
+    lake = resources["lake"]
+    lake.store().upload(data_vcf / "HG00187.hg38.g.vcf.gz", "landing/HG00187.hg38.g.vcf.gz")
+    sample_id = tick(instance, resources).run_requests[0].partition_key
+    assert dg.materialize(INGEST_ASSETS, partition_key=sample_id, instance=instance, resources=resources).success
+    staged_modes = []
+    real_upload = type(lake.store()).upload
+
+    def watching_upload(self, path, key):
+        if key.startswith("samples/"):
+            staged_modes.append((Path(path), stat.S_IMODE(Path(path).stat().st_mode)))
+        return real_upload(self, path, key)
+
+    monkeypatch.setattr(type(lake.store()), "upload", watching_upload)
+    assert dg.materialize([samples_table], instance=instance, resources=resources).success
+
+    assert [mode for _, mode in staged_modes] == [0o600]
+    assert not staged_modes[0][0].exists()
+    assert not (lake.scratch / "samples.parquet").exists()
+    leftovers = [p for p in lake.scratch.rglob("*") if p.is_file()]
+    assert not [p for p in leftovers if b"HG00187" in p.read_bytes()], leftovers
+
+
+def test_the_samples_tables_quarantine_list_names_no_sample_or_file(lake_home, monkeypatch, instance, data_vcf):
+    from genolake_assets.assets.ingest import samples_table
+
+    pseudonymise(monkeypatch)
+    resources = built_resources()
+    store = resources["lake"].store()
+    store.upload(data_vcf / "HG00187.hg38.g.vcf.gz", "landing/HG00187.hg38.g.vcf.gz")
+    sample_id = tick(instance, resources).run_requests[0].partition_key
+    # The landed file is replaced by another sample's before it is ingested: quarantined, with a reason
+    # that names the sample and the file (kept in the lake's registry and the samples table).
+    store.upload(data_vcf / "HG00190.hg38.g.vcf.gz", "landing/HG00187.hg38.g.vcf.gz")
+    assert not dg.materialize(INGEST_ASSETS, partition_key=sample_id, instance=instance, resources=resources,
+                              raise_on_error=False).success
+    run = dg.materialize([samples_table], instance=instance, resources=resources)
+    metadata = run.get_asset_materialization_events()[0].materialization.metadata
+    shown = metadata["quarantined"].value
+    assert sample_id in shown and "no longer in the header" in shown
+    assert "HG00187" not in shown and "landing/" not in shown, shown
+
+
+def test_vcf_error_messages_name_file_line_and_field_not_the_value():
+    from genolake_assets.lib.errors import VcfFormatError
+    from genolake_assets.lib.vcf.fields import ValueTypeError, cast_scalars
+    import pyarrow as pa
+
+    with pytest.raises(ValueTypeError) as bad:
+        cast_scalars(pa.array(["1", "NA12878-secret", "3"]), "Integer")
+    assert bad.value.row == 1 and bad.value.value == "NA12878-secret"  # kept for the caller that locates it
+    assert "NA12878" not in str(bad.value) and "Integer" in str(bad.value)
+
+    hostile = VcfFormatError("landing/x.vcf", "bad\n2026-01-01 INFO forged log line\x1b[2J\u202e", line=12,
+                             field="INFO/DP")
+    message = str(hostile)
+    assert message.startswith("landing/x.vcf, line 12, field INFO/DP: ")
+    assert "\n" not in message and "\x1b" not in message and "\u202e" not in message
+    assert hostile.detail.problem.startswith("bad\n")  # the machine-readable detail is unchanged

@@ -7,6 +7,7 @@ and the original BAM is tagged for archive only after its catalog entries are wr
 Also ``lake_lifecycle_policy``: the lake's storage tiering, applied as code (aws) or reported as a plan (local).
 """
 
+import dataclasses
 import json
 import time
 
@@ -25,7 +26,7 @@ from genolake_assets.lib.alignments.registry import (
     save_alignment,
 )
 from genolake_assets.lib.errors import AlignmentFileError
-from genolake_assets.lib.lake.layout import compression_result_key, cram_key, work_order_key
+from genolake_assets.lib.lake.layout import LANDING_PREFIX, compression_result_key, cram_key, work_order_key
 from genolake_assets.lib.lake.lifecycle import (
     LifecycleSettings,
     archive_tags,
@@ -35,6 +36,7 @@ from genolake_assets.lib.lake.lifecycle import (
     render_plan_markdown,
 )
 from genolake_assets.lib.lake.registry import utc_now
+from genolake_assets.lib.reports.output import markdown_text
 from genolake_assets.resources.compression.runner import CompressionRunner, RunnerOutcome
 from genolake_assets.resources.file_catalog.file_catalog import FileCatalog, FileCatalogEntry
 from genolake_assets.resources.lake.lake import LakeResource
@@ -64,10 +66,40 @@ def _record(store, alignment_id: str) -> AlignmentRecord:
     return record
 
 
-def _refuse(store, record: AlignmentRecord, error: AlignmentFileError, extra: dict | None = None) -> dg.Failure:
+def _landed_names(record: AlignmentRecord) -> list[str]:
+    """How the landed file's name can appear in a message: its URI, key, file name and stem (longest first)."""
+    file_name = record.source_key.rsplit("/", 1)[-1]
+    stem = file_name.split(".", 1)[0]
+    names = {record.source_uri, record.source_key, file_name, file_name.rsplit(".", 1)[0]}
+    if len(stem) >= 4:  # a short stem would blank out ordinary words
+        names.add(stem)
+    return sorted((n for n in names if n), key=len, reverse=True)
+
+
+def _shown(text: str | None, record: AlignmentRecord, pseudonymise: bool) -> str | None:
+    """``text`` for the UI: when pseudonymising, the landed file's name (which often is the sample's) is
+    replaced by "the landed file"; the registry and reason.json in the lake keep the full message."""
+    if not pseudonymise or not text:
+        return text
+    for name in _landed_names(record):
+        text = text.replace(name, "the landed file")
+    return text
+
+
+def _error_text(record: AlignmentRecord, error: AlignmentFileError, pseudonymise: bool) -> str:
+    """The error as the UI shows it: file and problem, or (pseudonymising) the problem alone, scrubbed."""
+    if not pseudonymise:
+        return str(error)
+    return _shown(f"the landed file: {error.detail.problem}", record, True)
+
+
+def _refuse(store, record: AlignmentRecord, error: AlignmentFileError, extra: dict | None = None,
+            pseudonymise: bool = False) -> dg.Failure:
     reason_uri = quarantine_alignment(store, record, error, extra)
-    return dg.Failure(description=f"{record.alignment_id}: {error}", metadata={
-        "alignment_id": record.alignment_id, "source_uri": dg.MetadataValue.url(record.source_uri),
+    # Pseudonymised: no landed file name (source_uri) in the failure the UI keeps (docs/phi.md).
+    source = {} if pseudonymise else {"source_uri": dg.MetadataValue.url(record.source_uri)}
+    return dg.Failure(description=f"{record.alignment_id}: {_error_text(record, error, pseudonymise)}", metadata={
+        "alignment_id": record.alignment_id, **source,
         "error_code": error.code, "reason": dg.MetadataValue.url(reason_uri)})
 
 
@@ -81,8 +113,8 @@ def reference_genomes(context: dg.AssetExecutionContext, lake: LakeResource) -> 
     for line in waiting:
         context.log.warning(line)
     references = load_references(store)
-    table = "\n".join(f"| {r.file_name} | {len(r.sequences)} | {r.size:,} | `{r.md5}` | {store.uri(r.key)} |"
-                      for r in references)
+    table = "\n".join(f"| {markdown_text(r.file_name)} | {len(r.sequences)} | {r.size:,} | `{r.md5}` | "
+                      f"{store.uri(r.key)} |" for r in references)
     return dg.MaterializeResult(metadata={
         "references": len(references), "newly_registered": len(registered), "waiting_for_index": len(waiting),
         "catalog": dg.MetadataValue.md("| file | sequences | bytes | md5 | uri |\n|---|---|---|---|---|\n" + table),
@@ -101,7 +133,9 @@ def raw_bam(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
     try:
         record = register_alignment(store, record, pseudonymous=lake.pseudonymise)
     except AlignmentFileError as error:
-        raise _refuse(store, record, error) from error
+        # Pseudonymised, the error (its message names the landed file) is not chained into the UI's traceback.
+        raise _refuse(store, record, error, pseudonymise=lake.pseudonymise) from (
+            None if lake.pseudonymise else error)
     save_alignment(store, record)
     # When pseudonymising, the UI gets neither the landed file's name nor the @RG SM names (registry only).
     named = ({"samples": len(record.samples)} if lake.pseudonymise else
@@ -135,9 +169,11 @@ def _read_result(store, key: str) -> dict | None:
     return json.loads(store.read_bytes(key)) if store.exists(key) else None
 
 
-def round_trip_check(store, alignment_id: str, refused: str | None = None) -> dg.AssetCheckResult:
+def round_trip_check(store, alignment_id: str, refused: str | None = None,
+                     pseudonymise: bool = False) -> dg.AssetCheckResult:
     """``cram_round_trip_verified`` from what the lake holds: the BAM version's latest compression result
-    and its published CRAM. ``refused`` is why the asset refused the outcome (it then fails regardless)."""
+    and its published CRAM. ``refused`` is why the asset refused the outcome (it then fails regardless).
+    ``pseudonymise``: the reason never names the landed file."""
     record = _record(store, alignment_id)
     result_key = compression_result_key(record.alignment_id, record.version)
     result = _read_result(store, result_key) or {}
@@ -160,6 +196,7 @@ def round_trip_check(store, alignment_id: str, refused: str | None = None) -> dg
         reason = result.get("error") or f"the compression result says {result.get('status')!r}"
     else:
         reason = f"{store.uri(_cram_key_of(record))} is missing or not the verified size"
+    reason = _shown(reason, record, pseudonymise)
     return dg.AssetCheckResult(check_name=ROUND_TRIP_CHECK, passed=False, description=reason, metadata={
         **metadata, "error_code": result.get("error_code") or "no_verified_result", "reason": reason,
         "differences": dg.MetadataValue.json(result.get("differences") or {})})
@@ -193,14 +230,15 @@ def compressed_bam(context: dg.AssetExecutionContext, config: CompressionConfig,
     store = lake.store()
     record = _record(store, context.partition_key)
     if not record.raw_key or record.status == "quarantined" and not store.exists(record.raw_key):
-        raise dg.Failure(description=f"{record.alignment_id} is not registered ({record.status}: {record.reason}); "
-                                     "materialise raw_bam first")
+        raise dg.Failure(description=f"{record.alignment_id} is not registered ({record.status}: "
+                                     f"{_shown(record.reason, record, lake.pseudonymise)}); materialise raw_bam first")
     register_landed_references(store, lake.local_copy)  # a reference landed with the BAM may not be registered yet
     try:
         reference = choose_reference(record.source_uri, {"SQ": record.sequence_header}, load_references(store),
                                      check_md5=not config.ignore_md5)
     except AlignmentFileError as error:
-        raise _refuse(store, record, error) from error
+        raise _refuse(store, record, error, pseudonymise=lake.pseudonymise) from (
+            None if lake.pseudonymise else error)
     order = _work_order(store, record, reference.key, config)
     result_key = compression_result_key(record.alignment_id, record.version)
     output_key = _cram_key_of(record)
@@ -220,15 +258,17 @@ def compressed_bam(context: dg.AssetExecutionContext, config: CompressionConfig,
                                    f"{outcome.job_id} ended {outcome.status} without a result",
                                    code=result.get("error_code") or "compression_failed")
         failure = _refuse(store, record, error, {"job_id": outcome.job_id, "exit_code": outcome.exit_code,
-                                                 "log_tail": outcome.log_tail[-20:]})
-        yield round_trip_check(store, record.alignment_id, refused=str(error))
+                                                 "log_tail": outcome.log_tail[-20:]}, pseudonymise=lake.pseudonymise)
+        yield round_trip_check(store, record.alignment_id, refused=_error_text(record, error, lake.pseudonymise),
+                               pseudonymise=lake.pseudonymise)
         raise failure from None
     record.status, record.reason = "compressed", None
     record.sha256, record.md5 = result["input"]["sha256"], result["input"]["md5"]
     record.reference_key, record.result_key = reference.key, result_key
     record.cram_key = output_key
     save_alignment(store, record)
-    yield dg.MaterializeResult(check_results=[round_trip_check(store, record.alignment_id)], metadata={
+    yield dg.MaterializeResult(check_results=[round_trip_check(store, record.alignment_id,
+                                                               pseudonymise=lake.pseudonymise)], metadata={
         "cram_uri": dg.MetadataValue.url(result["output"]["uri"]), URI: dg.MetadataValue.url(result["output"]["uri"]),
         "bam_uri": dg.MetadataValue.url(record.raw_uri), "reference_uri": dg.MetadataValue.url(store.uri(reference.key)),
         "records": result["input"]["records"], "bam_bytes": result["input"]["size"],
@@ -260,7 +300,8 @@ def alignment_file_catalog(context: dg.AssetExecutionContext, lake: LakeResource
     record = _record(store, context.partition_key)
     result = _read_result(store, record.result_key) if record.result_key else None
     if record.status not in ("compressed", "archive-tagged") or not result or result.get("status") != "verified":
-        raise dg.Failure(description=f"{record.alignment_id} has no verified CRAM ({record.status}: {record.reason}); "
+        raise dg.Failure(description=f"{record.alignment_id} has no verified CRAM ({record.status}: "
+                                     f"{_shown(record.reason, record, lake.pseudonymise)}); "
                                      "materialise compressed_bam first")
     published = store.head(record.cram_key)
     if published is None or published.size != result["output"]["size"]:
@@ -312,6 +353,10 @@ def lake_lifecycle_policy(context: dg.AssetExecutionContext, lake: LakeResource)
         return dg.MaterializeResult(metadata=metadata)
     store = lake.store()
     rows = lifecycle_plan(store.list_objects(""), store.get_tags, settings)
+    if lake.pseudonymise:  # landing keys are the uploaders' file names: shown as their keyed file tokens
+        policy = lake.sample_id_policy()
+        rows = [dataclasses.replace(r, key=f"{LANDING_PREFIX}{policy.file_token(r.key)}")
+                if r.key.startswith(LANDING_PREFIX) else r for r in rows]
     metadata.update({"plan": dg.MetadataValue.md(render_plan_markdown(rows, limit=100)),
                      "summary": dg.MetadataValue.json(plan_summary(rows)), "objects": len(rows)})
     return dg.MaterializeResult(metadata=metadata)

@@ -3,7 +3,10 @@ each landed VCF registered as ``raw_vcf`` (validated, checksummed, copied into r
 ``samples_table`` that traces every report row back to its file.
 """
 
+import os
+import tempfile
 import time
+from pathlib import Path
 
 import dagster as dg
 import pyarrow.parquet as pq
@@ -27,6 +30,7 @@ from genolake_assets.lib.lake.layout import SAMPLE_REGISTRY_PREFIX, SAMPLES_TABL
 from genolake_assets.lib.lake.quarantine import quarantine, stored_file_name
 from genolake_assets.lib.lake.records import load_landing, load_record, mark_quarantined, save_record
 from genolake_assets.lib.lake.registry import SAMPLE_COLUMNS, SAMPLES_SCHEMA, SampleRecord, samples_arrow_table, utc_now
+from genolake_assets.lib.reports.output import markdown_text
 from genolake_assets.lib.vcf.header import read_header
 from genolake_assets.lib.vcf.source import verify_readable
 from genolake_assets.resources.catalog.catalog import Catalog
@@ -135,18 +139,38 @@ def samples_table(lake: LakeResource, catalog: Catalog) -> dg.MaterializeResult:
     records = [SampleRecord.from_json(store.read_bytes(obj.key)) for obj in store.list_objects(SAMPLE_REGISTRY_PREFIX)
                if obj.key.endswith(".json")]
     table = samples_arrow_table(records)
-    staged = lake.scratch / "samples.parquet"
-    pq.write_table(table, staged, compression="zstd")
-    store.upload(staged, SAMPLES_TABLE_KEY)
+    # The table maps ids to real names (docs/phi.md): staged in a private file (mode 0600, a name of its
+    # own, so concurrent runs never share it) that is removed once uploaded, whatever happens.
+    descriptor, staged_name = tempfile.mkstemp(prefix=".samples-", suffix=".parquet", dir=lake.scratch)
+    staged = Path(staged_name)
+    try:
+        with os.fdopen(descriptor, "wb") as staged_file:
+            pq.write_table(table, staged_file, compression="zstd")
+        store.upload(staged, SAMPLES_TABLE_KEY)
+    finally:
+        staged.unlink(missing_ok=True)
     registration = catalog.register_file_table("samples", SAMPLES_TABLE_KEY)
     statuses = {s: sum(1 for r in records if r.status == s) for s in sorted({r.status for r in records})}
     quarantined = [r for r in records if r.status == "quarantined"]
     return dg.MaterializeResult(metadata={
         **registration_metadata(catalog, registration, SAMPLE_COLUMNS, started),
         **{f"samples_{status}": count for status, count in statuses.items()},
-        "quarantined": dg.MetadataValue.md("\n".join(f"- `{r.sample_id}`: {r.reason}" for r in quarantined)
-                                           or "none"),
+        "quarantined": dg.MetadataValue.md("\n".join(f"- `{r.sample_id}`: {_shown_reason(r, lake.pseudonymise)}"
+                                                     for r in quarantined) or "none"),
     })
+
+
+def _shown_reason(record: SampleRecord, pseudonymise: bool) -> str:
+    """A quarantine reason for the UI: pseudonymised, without the sample's name or the landed file's (the
+    samples table keeps the full reason); always literal markdown on one line, so it cannot break the list."""
+    reason = record.reason or ""
+    if pseudonymise:
+        file_name = record.source_key.rsplit("/", 1)[-1]
+        for text in sorted({record.source_uri, record.source_key, file_name} - {""}, key=len, reverse=True):
+            reason = reason.replace(text, "the landed file")
+        if record.sample_name:
+            reason = reason.replace(record.sample_name, record.sample_id)
+    return markdown_text(reason)
 
 
 sequencer_runs = dg.AssetSpec(

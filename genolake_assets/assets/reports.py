@@ -17,12 +17,13 @@ from genolake_assets.assets.shared import (
     table_schema,
 )
 from genolake_assets.lib.lake.layout import REPORTS_PREFIX
-from genolake_assets.lib.reports.output import REPORT_COLUMNS, markdown_table, write_report_files
+from genolake_assets.lib.reports.output import (REPORT_COLUMNS, markdown_code_block, markdown_table,
+                                                write_report_files)
 from genolake_assets.queries import render
 from genolake_assets.resources.lake.lake import LakeResource
 from genolake_assets.resources.sql.sql_engine import QueryEngine
 
-_ASSEMBLY = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
+_ASSEMBLY = re.compile(r"^[A-Za-z0-9_.-]{1,40}\Z")
 MAX_ROWS = 10_000
 
 
@@ -86,7 +87,8 @@ def drug_response_report(context: dg.AssetExecutionContext, config: DrugResponse
         "parquet_uri": link(uris["parquet"]), "csv_uri": link(uris["csv"]), "chart_uri": link(uris["png"]),
         URI: link(uris["parquet"]), "run_uri": link(store.uri(f"{REPORTS_PREFIX}drug_response/runs/{context.run_id}")),
         "seconds": round(time.perf_counter() - started, 3),
-        "query": dg.MetadataValue.md(f"```sql\n{statement}\n```"),
+        # The statement holds the user's patterns: a fence they cannot close (issue 21).
+        "query": dg.MetadataValue.md(markdown_code_block(statement, "sql")),
         **result.metadata(),
     })
 

@@ -19,12 +19,22 @@ class InputProblem:
         return {"file": self.file, "line": self.line, "field": self.field, "code": self.code, "problem": self.problem}
 
     def __str__(self) -> str:
-        where = self.file
+        where = _escape_controls(self.file)
         if self.line is not None:
             where += f", line {self.line}"
         if self.field:
-            where += f", field {self.field}"
-        return f"{where}: {self.problem}"
+            where += f", field {_escape_controls(self.field)}"
+        return f"{where}: {_escape_controls(self.problem)}"
+
+
+def _escape_controls(text: object) -> str:
+    """``text`` on one line with every control or invisible character escaped (``\\n``, ``\\x1b``,
+    ``\\u202e``): a message naming a bad file, line and field must not let the file's bytes rewrite a log
+    line, a terminal or the UI. Say where the problem is (file, line, field), not the value itself."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 class VcfFormatError(ValueError):

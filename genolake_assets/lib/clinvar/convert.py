@@ -41,6 +41,7 @@ from genolake_assets.lib.clinvar.summary import SUMMARY_COLUMNS, read_summary_he
 from genolake_assets.lib.clinvar.vcf import read_vcf_header, vcf_batches
 from genolake_assets.lib.lake.layout import PART_NAME
 from genolake_assets.lib.lake.parquet_output import ZSTD_LEVEL, SortedParquetWriter, WriterPool
+from genolake_assets.lib.limits import input_limits
 
 __all__ = ["ClinvarConversion", "ClinvarFormatError", "convert_clinvar", "detect_clinvar_format"]
 
@@ -136,10 +137,14 @@ def convert_clinvar(path: Path, out_dir: Path, rejected_path: Path, release: str
     pool = WriterPool(_PartitionWriters(staging), MAX_BUFFERED_BYTES)
     rejected_writer = pq.ParquetWriter(rejected_staging, REJECTED_SCHEMA, compression="zstd")
     reasons: Counter[str] = Counter()
+    partitions_seen: set[tuple[str, str]] = set()
+    max_partitions = input_limits().max_clinvar_partitions
     try:
         for parsed in batches:
             _check_accounting(path, parsed)
-            pool.submit(_by_partition(parsed.rows))
+            groups = _by_partition(parsed.rows)
+            _check_partition_count(path, source_format, parsed, groups, partitions_seen, max_partitions)
+            pool.submit(groups)
             if parsed.rejects.num_rows:
                 rejected_writer.write_table(parsed.rejects)
                 reasons.update(parsed.rejects.column("reason").to_pylist())
@@ -184,6 +189,35 @@ def _check_accounting(path: Path, parsed: ParsedBatch) -> None:
     if parsed.rows.num_rows + parsed.rejects.num_rows != parsed.lines:
         raise ClinvarFormatError(str(path), f"internal error: {parsed.lines} lines gave {parsed.rows.num_rows} rows "
                                  f"and {parsed.rejects.num_rows} rejects", code="verification_failed")
+
+
+def _check_partition_count(path: Path, source_format: str, parsed: ParsedBatch,
+                           groups: list[tuple[tuple[str, str], pa.Table]], seen: set[tuple[str, str]],
+                           limit: int) -> None:
+    """Refuse the file at the first row whose assembly × chromosome would be partition ``limit + 1``
+    (``GENOLAKE_MAX_CLINVAR_PARTITIONS``), before that partition's writer, and so its file, exists.
+
+    ``groups`` come in order of first appearance in the batch, so the first new key beyond the limit is
+    the one the earliest line brings."""
+    for key, _ in groups:
+        if key in seen:
+            continue
+        if len(seen) < limit:
+            seen.add(key)
+            continue
+        assembly, chromosome = key
+        if source_format == VCF:
+            field_name = "CHROM"
+        else:
+            field_name = "Assembly" if assembly not in {a for a, _ in seen} else "Chromosome"
+        rows = parsed.rows
+        first = pc.index(pc.and_(pc.equal(rows.column("assembly"), assembly),
+                                 pc.equal(rows.column("chromosome"), chromosome)), True).as_py()
+        line = int(parsed.row_lines[first]) if parsed.row_lines is not None and first >= 0 else None
+        raise ClinvarFormatError(str(path), f"more than {limit:,} distinct assembly × chromosome partitions "
+                                 f"(GENOLAKE_MAX_CLINVAR_PARTITIONS); this row's would be one more "
+                                 f"({partition_label(assembly, chromosome)})", line=line, field=field_name,
+                                 code="too_many_partitions")
 
 
 def _by_partition(rows: pa.RecordBatch) -> list[tuple[tuple[str, str], pa.Table]]:

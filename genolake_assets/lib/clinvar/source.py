@@ -215,6 +215,7 @@ class ParsedBatch:
     rows: pa.RecordBatch  # CLINVAR_SCHEMA
     rejects: pa.Table  # REJECTED_SCHEMA, by line number
     lines: int
+    row_lines: np.ndarray | None = None  # each good row's 1-based line number, to name a line in file-level errors
 
 
 def parsed_batch(fields: Fields, lines: LineBatch, typed: dict[str, pa.Array], problems: RowProblems,
@@ -223,10 +224,10 @@ def parsed_batch(fields: Fields, lines: LineBatch, typed: dict[str, pa.Array], p
     rows = clinvar_batch({**typed, **constants}, len(fields.line_numbers))
     bad = problems.bad
     if not bad.any():
-        return ParsedBatch(rows, fields.rejects, lines.physical_lines)
+        return ParsedBatch(rows, fields.rejects, lines.physical_lines, fields.line_numbers)
     rejects = rejected_table(fields.line_numbers[bad], problems.reasons[bad], fields.lines.filter(pa.array(bad)))
     return ParsedBatch(rows.filter(pa.array(~bad)), pa.concat_tables([fields.rejects, rejects]).sort_by("line_number"),
-                       lines.physical_lines)
+                       lines.physical_lines, fields.line_numbers[~bad])
 
 
 def to_mask(values: pa.Array) -> np.ndarray:

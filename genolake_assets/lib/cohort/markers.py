@@ -32,7 +32,9 @@ RESULT_SCHEMA = pa.schema([
 ])
 
 
-_MARKER = re.compile(r"^(?P<contig>[A-Za-z0-9_.-]+):(?P<pos>[0-9]+)(?::(?P<ref>[A-Za-z*]+):(?P<alt>[A-Za-z*]+))?$")
+# The contig as the VCF specification allows it, except ':' (which separates the marker's fields).
+_MARKER = re.compile(r"(?P<contig>[0-9A-Za-z!#$%&+./;?@^_|~-][0-9A-Za-z!#$%&*+./;=?@^_|~-]*):(?P<pos>[0-9]+)"
+                     r"(?::(?P<ref>[A-Za-z*]+):(?P<alt>[A-Za-z*]+))?\Z")
 
 
 @dataclass(frozen=True)

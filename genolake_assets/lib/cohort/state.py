@@ -30,10 +30,11 @@ def partition_key(contig: str, bin: int) -> str:
 def contig_folder_name(contig: str) -> str:
     """The contig as a folder name: itself when path-safe, else a slug plus a hash of the name.
 
-    GRCh38 has contigs such as ``HLA-A*01:01:01:01`` that are not safe in object keys; the rows keep
-    the real name, only the folder is encoded (two names can never share a folder by accident).
+    GRCh38 has contigs such as ``HLA-A*01:01:01:01`` that are not safe in object keys, and the VCF
+    specification allows ``/`` (``chrUn/evil``) too; the rows keep the real name, only the folder is encoded
+    (two names can never share a folder by accident). Existing lakes' folders keep their names.
     """
-    if not isinstance(contig, str) or not contig or "/" in contig or not contig.isprintable():
+    if not isinstance(contig, str) or not contig:
         raise ValueError(f"contig {contig!r} cannot name a cohort partition")
     if _CONTIG.match(contig) and contig not in (".", ".."):
         return contig

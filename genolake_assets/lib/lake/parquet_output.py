@@ -142,21 +142,34 @@ class SortedParquetWriter:
 
 
 def resort_parquet(path: Path, contig_rank: dict[str, int]) -> None:
-    """Sort an unsorted file by (header contig order, pos) with DuckDB, which spills to disk."""
+    """Sort an unsorted file by (header contig order, pos) with DuckDB.
+
+    DuckDB holds at most ``GENOLAKE_DUCKDB_MEMORY_LIMIT_MIB`` and spills the rest to a temporary folder beside
+    the output (the same disk as the file it sorts, not the worker's working folder), removed afterwards."""
+    import shutil
+    import tempfile
+
     import duckdb
+
+    from genolake_assets.lib.limits import input_limits
 
     unsorted = path.with_name(".unsorted-" + path.name)
     path.rename(unsorted)
-    with duckdb.connect() as con:
-        con.execute("SET preserve_insertion_order = false")
-        con.execute("CREATE TEMP TABLE contig_rank(contig VARCHAR, rank INTEGER)")
-        con.executemany("INSERT INTO contig_rank VALUES (?, ?)", list(contig_rank.items()))
-        con.execute(
-            "COPY (SELECT t.* FROM read_parquet(?) t LEFT JOIN contig_rank r USING (contig) "  # noqa: S608 - only a quoted (''-escaped) path and an int constant are spliced in
-            "ORDER BY coalesce(r.rank, 2147483647), t.contig, t.pos) TO '" + str(path).replace("'", "''")
-            + "' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE " + str(ROW_GROUP_ROWS) + ")",
-            [str(unsorted)],
-        )
+    spill = Path(tempfile.mkdtemp(prefix=".resort-spill-", dir=path.parent))
+    config = {"memory_limit": f"{input_limits().duckdb_memory_limit_mib}MiB", "temp_directory": str(spill)}
+    try:
+        with duckdb.connect(config=config) as con:
+            con.execute("SET preserve_insertion_order = false")
+            con.execute("CREATE TEMP TABLE contig_rank(contig VARCHAR, rank INTEGER)")
+            con.executemany("INSERT INTO contig_rank VALUES (?, ?)", list(contig_rank.items()))
+            con.execute(
+                "COPY (SELECT t.* FROM read_parquet(?) t LEFT JOIN contig_rank r USING (contig) "  # noqa: S608 - only a quoted (''-escaped) path and an int constant are spliced in
+                "ORDER BY coalesce(r.rank, 2147483647), t.contig, t.pos) TO '" + str(path).replace("'", "''")
+                + "' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE " + str(ROW_GROUP_ROWS) + ")",
+                [str(unsorted)],
+            )
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
     unsorted.unlink()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,12 +27,33 @@ def write_report_files(table: pa.Table, folder: Path, stem: str) -> dict[str, Pa
     return paths
 
 
+# Inline markdown: emphasis, code, links and images ([, ], !), raw HTML and autolinks (<, >), entities (&),
+# strikethrough (~), table cells (|) and the escape itself. Backslash-escaped, any of them shows as itself.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>!|~&#])")
+
+
+def markdown_text(value) -> str:
+    """Any text (a sample pattern, a ClinVar field, a name) as one line of literal markdown: special
+    characters escaped, line breaks and other control characters turned into spaces, so it can neither
+    start a heading, a list or a code fence nor become a link, an image or HTML."""
+    text = "".join(c if c.isprintable() else " " for c in str(value))
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def markdown_code_block(text: str, language: str = "") -> str:
+    """``text`` as a fenced code block that nothing inside can close: the fence is longer than the
+    longest run of backticks in the text (CommonMark closes a fence only with one at least as long)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text}\n{fence}"
+
+
 def _cell(value) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.3f}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return markdown_text(value)
 
 
 def markdown_table(table: pa.Table, max_rows: int = 50) -> str:

@@ -53,9 +53,9 @@ MAX_MANIFEST_PATHS = 1_000
 # Illumina run folders: YYMMDD (MiSeq, NextSeq 500/550, iSeq) or YYYYMMDD (NextSeq 1000/2000, NovaSeq X).
 DATE_FORMATS = ("%y%m%d", "%Y%m%d")
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _TASK_ARN = re.compile(  # StartTaskExecution's TaskArn pattern, from botocore's datasync service model
-    r"^arn:(aws|aws-cn|aws-us-gov|aws-eusc|aws-iso|aws-iso-b):datasync:[a-z\-0-9]+:[0-9]{12}:task/task-[0-9a-f]{17}$")
+    r"^arn:(aws|aws-cn|aws-us-gov|aws-eusc|aws-iso|aws-iso-b):datasync:[a-z\-0-9]+:[0-9]{12}:task/task-[0-9a-f]{17}\Z")
 
 
 class TransferConfigError(ValueError):
@@ -235,13 +235,45 @@ def include_filter(patterns: Iterable[str]) -> list[dict]:
 
 
 @lru_cache(maxsize=256)
-def _include_regex(patterns: tuple[str, ...]) -> re.Pattern:
-    # Each pattern must match the path itself or one of its ancestor folders (a folder include covers
-    # its contents); "(?:/.*)?" after the pattern is exactly "or anything under what it matched".
+def _include_parts(patterns: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """Each pattern (trailing "/" dropped) as its literal pieces between "*"s."""
     if bad := [p for p in patterns if not str(p).startswith("/")]:  # "" would otherwise match everything
         raise ValueError(f"include patterns must start with '/': {bad}")
-    alternatives = ["(?:" + ".*".join(map(re.escape, p.rstrip("/").split("*"))) + ")" for p in patterns]
-    return re.compile("(?:" + "|".join(alternatives) + ")(?:/.*)?", re.DOTALL)
+    return tuple(tuple(p.rstrip("/").split("*")) for p in patterns)
+
+
+def _matches_one(path: str, parts: tuple[str, ...]) -> bool:
+    """Does ``parts`` (a pattern split at "*") match ``path`` itself or one of its ancestor folders?
+
+    A folder include covers its contents: the pattern must match a prefix ``path[:end]`` where ``end`` is
+    the path's length or the position of a "/". "*" matches any characters, "/" included. No backtracking:
+    the first piece must start the prefix, the middle pieces are placed leftmost one after the other
+    (``str.find``; any placement that fits leaves room for the leftmost one), and the last piece must end
+    the prefix after them. Time is O(len(path) x len(pattern)) at worst, where a backtracking regex
+    is exponential in the number of "*"s (``/*a*a*a*a*a*a*a*a*a*a*Z`` took 24 s on one path).
+    """
+    first, last = parts[0], parts[-1]
+    if len(parts) == 1:
+        return path.startswith(first) and (len(path) == len(first) or path[len(first)] == "/")
+    if not path.startswith(first):
+        return False
+    start = len(first)
+    for piece in parts[1:-1]:
+        found = path.find(piece, start)
+        if found < 0:
+            return False
+        start = found + len(piece)
+    lowest_end = start + len(last)  # the prefix must hold the last piece after everything placed so far
+    if lowest_end > len(path):
+        return False
+    if path.endswith(last, lowest_end - len(last)):
+        return True
+    end = path.find("/", lowest_end)
+    while end >= 0:
+        if path.startswith(last, end - len(last)):
+            return True
+        end = path.find("/", end + 1)
+    return False
 
 
 def matches(relative_path: str, patterns: Iterable[str]) -> bool:
@@ -249,7 +281,7 @@ def matches(relative_path: str, patterns: Iterable[str]) -> bool:
     if not relative_path.startswith("/"):
         raise ValueError(f"relative_path {relative_path!r} must start with '/' (relative to the share root)")
     patterns = tuple(patterns)
-    return bool(patterns) and _include_regex(patterns).fullmatch(relative_path) is not None
+    return bool(patterns) and any(_matches_one(relative_path, parts) for parts in _include_parts(patterns))
 
 
 def parse_manifest(text: str, config: TransferConfig, source: str) -> list[str]:

@@ -28,7 +28,8 @@ from genolake_assets.lib.lake.identifiers import sample_id_for
 from genolake_assets.lib.lake.layout import PART_NAME
 from genolake_assets.lib.lake.parquet_output import SortedParquetWriter, WriterPool, partition_dir
 from genolake_assets.lib.vcf.schema import REFERENCE_BLOCKS, TABLES, VARIANTS, schemas
-from genolake_assets.lib.vcf.decode import BatchDecodeError, decode_batch
+from genolake_assets.lib.limits import input_limits
+from genolake_assets.lib.vcf.decode import BatchDecodeError, decode_batch, oversized_allele
 from genolake_assets.lib.vcf.header import VcfHeader, read_header
 from genolake_assets.lib.vcf.rows import AlleleLayout, RowCounts, has_row_allele, sample_tables
 from genolake_assets.lib.vcf.source import body_chunks
@@ -179,6 +180,18 @@ def _first_line_with_columns_other_than(header: VcfHeader, expected: int) -> int
     return None
 
 
+def _check_alleles(header: VcfHeader, batch: pa.RecordBatch, first_number: int, limit: int) -> None:
+    """Refuse the first record of the batch with a REF or ALT allele beyond ``GENOLAKE_MAX_ALLELE_BYTES``,
+    before the batch is decoded (a 500 MB allele ended in an ArrowMemoryError); the allele is not quoted."""
+    found = oversized_allele(batch, limit)
+    if found is not None:
+        row, field_name, size = found
+        raise VcfFormatError(header.path, f"an allele of {size:,} bytes in {field_name}, longer than the limit of "
+                             f"{limit:,} bytes (GENOLAKE_MAX_ALLELE_BYTES)",
+                             line=header.header_lines + first_number + row + 1, field=field_name,
+                             code="allele_too_long")
+
+
 @dataclass
 class _RecordGroup:
     records: pa.RecordBatch
@@ -291,8 +304,10 @@ def write_sample_tables(vcf_path: str | Path, out_dir: Path, samples: list[str] 
     counts = converter.counts
     records_read = 0
     pool = WriterPool(writers, MAX_BUFFERED_BYTES)
+    max_allele_bytes = input_limits().max_allele_bytes
     try:
         for batch in _batches(header, sample_names):
+            _check_alleles(header, batch, records_read, max_allele_bytes)
             produced = []
             for group in _record_groups(batch, records_read, multi_sample):
                 produced += converter.convert(group)

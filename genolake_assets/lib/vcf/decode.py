@@ -86,6 +86,25 @@ def _typed(values: pa.Array, fdef: FieldDef, rows: np.ndarray | None = None, len
                                f"(Number={fdef.number})") from None
 
 
+def oversized_allele(batch: pa.RecordBatch, limit: int) -> tuple[int, str, int] | None:
+    """(row, "REF" or "ALT", bytes) of the first allele in ``batch`` longer than ``limit`` bytes, else None.
+
+    Run on the parsed text before anything is decoded, so no Arrow array is built from an allele beyond the
+    limit; only the lengths are computed (one integer per record), and only a record whose whole ALT field is
+    over the limit has its alleles measured one by one."""
+    found: list[tuple[int, str, int]] = []
+    for name in ("REF", "ALT"):
+        lengths = pc.binary_length(batch.column(name)).to_numpy(zero_copy_only=False)
+        for row in np.flatnonzero(lengths > limit):
+            longest = int(lengths[row])
+            if name == "ALT":
+                longest = max(len(allele.encode()) for allele in batch.column(name)[int(row)].as_py().split(","))
+            if longest > limit:
+                found.append((int(row), name, longest))
+                break
+    return min(found) if found else None
+
+
 def _cast_core(values: pa.Array, target: pa.DataType, field: str) -> pa.Array:
     try:
         return pc.cast(values, target)

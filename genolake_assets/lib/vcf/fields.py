@@ -17,11 +17,13 @@ _INT32_RANGE = (-(2**31), 2**31 - 1)
 
 
 class ValueTypeError(ValueError):
-    """A value that does not parse as its declared type; ``row`` indexes the batch."""
+    """A value that does not parse as its declared type; ``row`` indexes the batch.
+
+    The message does not quote the value (it may be anything a file holds); ``value`` keeps it."""
 
     def __init__(self, row: int, value: str, expected: str):
         self.row, self.value, self.expected = row, value, expected
-        super().__init__(f"value {value!r} is not a valid {expected}")
+        super().__init__(f"a value of {len(str(value))} characters is not a valid {expected}")
 
 
 def arrow_type(fdef: FieldDef) -> pa.DataType:

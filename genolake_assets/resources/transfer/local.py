@@ -3,19 +3,25 @@
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
+import stat as stat_mode
 import tempfile
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+import dagster as dg
+
 from genolake_assets.lib.transfers.rules import include_filter, matches
 from genolake_assets.resources.transfer.transfer import TransferExecution, TransferResource
 
 _LOCAL_ID = re.compile(r"exec-local-\d{8}T\d{12}Z-\d+")
 _CHUNK = 1 << 20
+_NOT_FOLLOWED = "symbolic link: not followed (only regular files inside the share are copied)"
+_log = logging.getLogger(__name__)
 
 
 class LocalTransfer(TransferResource):
@@ -25,6 +31,10 @@ class LocalTransfer(TransferResource):
     empty. Executions in other processes are serialised by a lock file in ``state_dir`` (a second
     ``start()`` waits for the first). The state (``copied.json``: size and mtime of each file copied,
     one ``<execution id>.json`` per execution) survives restarts.
+
+    Only regular files inside the share are copied: a symbolic link (to a file or a folder, inside or
+    outside the share) is never followed, nor is a FIFO or device read. Each one an include selects is
+    skipped and named in the execution's record (``skipped`` in ``<execution id>.json``) and in the log.
     """
 
     source_root: str
@@ -43,8 +53,9 @@ class LocalTransfer(TransferResource):
             execution = TransferExecution(self._new_id(state), "TRANSFERRING", includes, time.time(), None,
                                           reason=reason)
             copied = json.loads((state / "copied.json").read_text()) if (state / "copied.json").exists() else {}
+            skipped: list[dict] = []
             try:
-                self._copy_all(execution, copied)
+                self._copy_all(execution, copied, skipped)
             except BaseException as error:
                 execution.error = execution.error or f"copy stopped: {error!r}"
                 raise
@@ -52,26 +63,50 @@ class LocalTransfer(TransferResource):
                 execution.finished_at = time.time()
                 execution.status = "ERROR" if execution.error else "SUCCESS"
                 _write_json(state / "copied.json", copied)
-                _write_json(state / f"{execution.execution_id}.json", asdict(execution))
+                _write_json(state / f"{execution.execution_id}.json", {**asdict(execution), "skipped": skipped})
         return execution
 
-    def _copy_all(self, execution: TransferExecution, copied: dict) -> None:
+    def _copy_all(self, execution: TransferExecution, copied: dict, skipped: list[dict]) -> None:
         root = Path(self.source_root)
         if not root.is_dir():
             execution.error = f"source root {root} is not a directory"
             return
+        real_root = root.resolve()
         destination_root = Path(self.lake_root) / self.destination_prefix
         now = time.time()
-        for folder, dirnames, filenames in os.walk(root):
+
+        def skip(relative: str, reason: str) -> None:
+            skipped.append({"path": relative, "reason": reason})
+            message = f"transfer {execution.execution_id}: skipped {relative!r}: {reason}"
+            _log.warning(message)
+            _dagster_log(message)
+
+        for folder, dirnames, filenames in os.walk(root):  # followlinks=False: linked folders are not entered
             dirnames.sort()
+            here = Path(folder)
+            relative_folder = here.relative_to(root)
+            if here.resolve() != real_root / relative_folder:  # a folder swapped for a link during the walk
+                dirnames.clear()
+                skip("/" + relative_folder.as_posix(), _NOT_FOLLOWED)
+                continue
+            for name in dirnames:
+                relative = "/" + (relative_folder / name).as_posix()
+                if (here / name).is_symlink() and _selects_below(relative, execution.includes):
+                    skip(relative, _NOT_FOLLOWED)
             for name in sorted(filenames):
-                source = Path(folder) / name
+                source = here / name
                 relative = "/" + source.relative_to(root).as_posix()
                 if not matches(relative, execution.includes):
                     continue
                 try:
-                    stat = source.stat()
+                    stat = os.lstat(source)  # the entry itself: a link is not followed
                 except FileNotFoundError:  # deleted since the walk listed it
+                    continue
+                if stat_mode.S_ISLNK(stat.st_mode):
+                    skip(relative, _NOT_FOLLOWED)
+                    continue
+                if not stat_mode.S_ISREG(stat.st_mode):
+                    skip(relative, "not a regular file (FIFO, socket or device): not read")
                     continue
                 if now - stat.st_mtime < self.quiet_seconds:
                     continue  # still being written: a later execution takes it
@@ -107,8 +142,9 @@ class LocalTransfer(TransferResource):
             if copy_digest != source_digest:
                 raise ValueError(f"sha256 after copy {copy_digest} differs from the source's {source_digest}; "
                                  "copy removed")
-            after = source.stat()
-            if (after.st_size, after.st_mtime_ns) != (stat.st_size, stat.st_mtime_ns):
+            after = os.lstat(source)  # the same regular file, unchanged, still where the walk found it
+            if ((after.st_size, after.st_mtime_ns, after.st_ino, after.st_dev, stat_mode.S_IFMT(after.st_mode))
+                    != (stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev, stat_mode.S_IFMT(stat.st_mode))):
                 return None
             os.utime(tmp, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # like DataSync's Mtime=PRESERVE
             os.replace(tmp, target)
@@ -138,10 +174,38 @@ class LocalTransfer(TransferResource):
         return executions[:limit]
 
 
+def _selects_below(relative: str, includes: list[str]) -> bool:
+    """Could the includes take ``relative`` (a folder) or something under it?"""
+    below = relative.rstrip("/") + "/"
+    return matches(relative, includes) or any(
+        below.startswith(p.split("*", 1)[0]) or p.split("*", 1)[0].startswith(below) for p in includes)
+
+
+def _dagster_log(message: str) -> None:
+    """The message in the Dagster run's log too (captured when called inside a run)."""
+    try:
+        dg.get_dagster_logger().warning(message)
+    except Exception:  # noqa: S110 - logging must never stop a transfer
+        pass
+
+
+def _open_regular_file(source: Path):
+    """``source`` opened for reading, refusing a symbolic link (O_NOFOLLOW) and anything not a regular file."""
+    fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat_mode.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{source} is not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _copy_file(source: Path, target: Path) -> str:
-    """Copy source over target; the sha256 of the bytes read from the source."""
+    """Copy source over target; the sha256 of the bytes read from the source (never through a link)."""
     digest = hashlib.sha256()
-    with open(source, "rb") as reader, open(target, "wb") as writer:
+    with _open_regular_file(source) as reader, open(target, "wb") as writer:
         while chunk := reader.read(_CHUNK):
             digest.update(chunk)
             writer.write(chunk)
