@@ -18,6 +18,9 @@ MIB = 1 << 20
 class InputLimits:
     max_line_bytes: int = 64 * MIB
     """``GENOLAKE_MAX_LINE_BYTES``: one VCF line (header or record), read in bounded pieces."""
+    max_header_bytes: int = 64 * MIB
+    """``GENOLAKE_MAX_HEADER_BYTES``: a VCF's whole header, every line up to and with ``#CHROM`` (real headers
+    are kilobytes to a few megabytes); more is not a VCF."""
     max_header_fields: int = 10_000
     """``GENOLAKE_MAX_HEADER_FIELDS``: ``##INFO`` plus ``##FORMAT`` declarations of one VCF; each is a column
     of every sample's tables (real VCFs declare tens to hundreds)."""

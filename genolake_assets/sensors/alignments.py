@@ -4,16 +4,20 @@ runs; new reference FASTAs under landing/references/ get registered.
 Restart-safe like the VCF landing sensor: the cursor holds each handled file's etag and advances in
 the same SensorResult that adds the partitions and requests the runs; run keys carry the etag.
 Alignment ids come from the BAM's file stem through the lake's :class:`SampleIdPolicy` (a keyed hash
-of it when pseudonymising, docs/phi.md).
+of it when pseudonymising, docs/phi.md); a stem with spaces, parentheses or accents gets a safe id.
+A BAM that fails here (a name the store refuses, a link leading out of the lake, anything raising) is
+refused with a reason under ``quarantine/landing/`` (not copied: a BAM is not duplicated to say it is bad)
+and the tick goes on with the other files.
 """
 
 import dagster as dg
 
 from genolake_assets.assets.shared import alignments_partitions
 from genolake_assets.lib.alignments.registry import AlignmentRecord, load_alignment, save_alignment
-from genolake_assets.lib.lake.identifiers import InvalidIdentifierError, SampleIdPolicy
+from genolake_assets.lib.lake.identifiers import SampleIdPolicy, require_safe_key
 from genolake_assets.lib.lake.layout import LANDING_PREFIX, is_alignment_key, is_reference_key
 from genolake_assets.lib.lake.landing import LandingCursor, new_landed_files
+from genolake_assets.lib.lake.quarantine import landed_file_problem, quarantine_landed, shown_uri
 from genolake_assets.resources.lake.lake import LakeResource
 from genolake_assets.settings import default_sensor_status
 
@@ -33,12 +37,29 @@ register_references = dg.define_asset_job(
 
 def _alignment_id(store, policy: SampleIdPolicy, key: str) -> str:
     """The file's stem as an id; a stem another landed BAM already holds gets a file-specific id."""
-    stem = key.rsplit("/", 1)[-1][:-len(".bam")]
+    stem = key.rsplit("/", 1)[-1][:-len(".bam")].strip()
     alignment_id = policy.sample_id(stem)
     held = load_alignment(store, alignment_id)
     if held is not None and held.source_key != key:
         alignment_id = policy.sample_id_from_file(stem, key)
     return alignment_id
+
+
+def _require_readable(store, key: str) -> None:
+    """Raise unless ``key`` is a regular file the store can read (a link leading out of the lake raises)."""
+    require_safe_key(key)
+    if store.head(key) is None:
+        raise FileNotFoundError(f"{store.uri(key)} is not a regular file (gone since it was listed?)")
+
+
+def _refuse(context, store, policy: SampleIdPolicy, obj, error: Exception) -> None:
+    problem = landed_file_problem(store, obj.key, error)
+    token = policy.file_token(obj.key) if policy.pseudonymous else None
+    reason = quarantine_landed(store, obj, problem, token=token, copy=False)
+    if token is not None:  # the landed path is usually the sample's name: the reason.json keeps it
+        context.log.error(f"refused a landed BAM ({problem.code}); reason at {reason['reason_uri']}")
+        return
+    context.log.error(f"refused {shown_uri(store, obj.key)}: {problem} (reason at {reason['reason_uri']})")
 
 
 def _is_watched(key: str) -> bool:
@@ -70,13 +91,14 @@ def alignment_landing_sensor(context: dg.SensorEvaluationContext, lake: LakeReso
         if not is_alignment_key(obj.key):
             continue
         try:
+            _require_readable(store, obj.key)
             alignment_id = _alignment_id(store, policy, obj.key)
-        except InvalidIdentifierError as error:
-            context.log.error(f"skipped {store.uri(obj.key)}: {error}")
+            previous = load_alignment(store, alignment_id)
+            record = AlignmentRecord(alignment_id=alignment_id, source_key=obj.key, source_uri=store.uri(obj.key),
+                                     source_etag=obj.etag)
+        except Exception as error:  # noqa: BLE001 - one file never stops the tick: its refusal is recorded
+            _refuse(context, store, policy, obj, error)
             continue
-        previous = load_alignment(store, alignment_id)
-        record = AlignmentRecord(alignment_id=alignment_id, source_key=obj.key, source_uri=store.uri(obj.key),
-                                 source_etag=obj.etag)
         if previous is not None and previous.source_etag == obj.etag:
             record = previous
         save_alignment(store, record)

@@ -4,20 +4,28 @@ Restart-safe: the cursor records each handled file's etag and is only advanced i
 SensorResult that adds the partitions and requests the runs; run keys carry the etag, so a
 tick replayed after a crash never starts a second run for the same file version.
 
+One bad file never stops the sensor: whatever fails on a file (a header that cannot be read or is too long,
+a name the store refuses, a link leading out of the lake, anything raising) quarantines that file with the
+reason, and the tick goes on with the other files and advances the cursor past it. Landed names may hold
+spaces, parentheses and accents: the lake's own keys and ids derived from them are made safe.
+
 Sample ids come from the lake's :class:`SampleIdPolicy`: the names themselves (when safe) or, with
 ``GENOLAKE_PSEUDONYMISE=1``, keyed hashes of them; then no partition key, object key, run tag or log
 line written here carries a sample name (docs/phi.md).
 """
 
 
+from collections import ChainMap
+from collections.abc import MutableMapping
+
 import dagster as dg
 
 from genolake_assets.assets.shared import samples_partitions
-from genolake_assets.lib.errors import InputProblem, VcfFormatError
-from genolake_assets.lib.lake.identifiers import InvalidIdentifierError, SampleIdPolicy
+from genolake_assets.lib.errors import VcfFormatError
+from genolake_assets.lib.lake.identifiers import SampleIdPolicy, require_safe_key
 from genolake_assets.lib.lake.layout import LANDING_PREFIX, landing_index_key
 from genolake_assets.lib.lake.landing import LandingCursor, new_landed_files
-from genolake_assets.lib.lake.quarantine import quarantine, safe_file_name, stored_file_name
+from genolake_assets.lib.lake.quarantine import landed_file_problem, quarantine_landed, shown_uri
 from genolake_assets.lib.lake.registry import LandingEntry
 from genolake_assets.lib.vcf.header import parse_header
 from genolake_assets.lib.vcf.source import text_lines_of_stream
@@ -29,11 +37,12 @@ FILES_PER_TICK = 50
 
 
 def _header_of(store, obj):
+    require_safe_key(obj.key)  # a name with control characters or undecodable bytes is refused, not read
     with store.open_read(obj.key) as handle:
         return parse_header(text_lines_of_stream(handle, store.uri(obj.key)), store.uri(obj.key))
 
 
-def _sample_id(store, policy: SampleIdPolicy, name: str, source_key: str, claimed: dict[str, str]) -> str:
+def _sample_id(store, policy: SampleIdPolicy, name: str, source_key: str, claimed: MutableMapping[str, str]) -> str:
     """The sample's id; a name another landed file already holds gets a file-specific id instead."""
     sample_id = policy.sample_id(name)
     holder = claimed.get(sample_id)
@@ -45,7 +54,7 @@ def _sample_id(store, policy: SampleIdPolicy, name: str, source_key: str, claime
     return sample_id
 
 
-def _entries_for(store, policy: SampleIdPolicy, obj, claimed: dict[str, str]) -> list[LandingEntry]:
+def _entries_for(store, policy: SampleIdPolicy, obj, claimed: MutableMapping[str, str]) -> list[LandingEntry]:
     header = _header_of(store, obj)
     if not header.samples:
         raise VcfFormatError(store.uri(obj.key), "sites-only VCF (no sample columns): nothing to register",
@@ -73,21 +82,13 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> d
     new_partitions: list[str] = []
     claimed: dict[str, str] = {}
     for obj in fresh:
+        mine: dict[str, str] = {}  # the ids this file claims count only once it is accepted
         try:
-            entries = _entries_for(store, policy, obj, claimed)
-        except (VcfFormatError, InvalidIdentifierError) as exc:
-            problem = exc.detail if isinstance(exc, VcfFormatError) else InputProblem(
-                file=store.uri(obj.key), problem=str(exc), code="unsafe_sample_name")
-            if policy.pseudonymous:  # the problem text may quote the header: the reason.json keeps it
-                token = policy.file_token(obj.key)
-                reason = quarantine(store, obj.key, problem, folder=f"landing/{token}-{obj.etag[:16]}",
-                                    name=stored_file_name(obj.key, True, token))
-                context.log.error(f"quarantined a landed file ({problem.code}); reason and copy at "
-                                  f"{reason['quarantined_copy']}")
-                continue
-            reason = quarantine(store, obj.key, problem, folder=f"landing/{safe_file_name(obj.key)}-{obj.etag[:16]}")
-            context.log.error(f"quarantined {store.uri(obj.key)}: {problem} (copy at {reason['quarantined_copy']})")
+            entries = _entries_for(store, policy, obj, ChainMap(mine, claimed))
+        except Exception as exc:  # noqa: BLE001 - one file never stops the tick: it is quarantined with the reason
+            _refuse(context, store, policy, obj, exc)
             continue
+        claimed.update(mine)
         for entry in entries:
             if entry.sample_id != policy.sample_id(entry.sample_name):
                 who = entry.sample_id if policy.pseudonymous else f"{entry.sample_name!r} of {entry.source_uri}"
@@ -109,6 +110,19 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> d
         dynamic_partitions_requests=[samples_partitions.build_add_request(to_add)] if to_add else [],
         cursor=next_cursor.dump(),
     )
+
+
+def _refuse(context, store, policy: SampleIdPolicy, obj, error: Exception) -> None:
+    """Quarantine the landed file ``obj`` with why it was refused (a copy too, when it can be copied safely)."""
+    problem = landed_file_problem(store, obj.key, error)
+    token = policy.file_token(obj.key) if policy.pseudonymous else None
+    reason = quarantine_landed(store, obj, problem, token=token)
+    copied = "copy beside it" if reason["quarantined_copy"] else "not copied"
+    if token is not None:  # the problem text may quote the header or the file name: the reason.json keeps it
+        context.log.error(f"quarantined a landed file ({problem.code}); reason at {reason['reason_uri']}, {copied}")
+        return
+    context.log.error(f"quarantined {shown_uri(store, obj.key)}: {problem} (reason at {reason['reason_uri']}, "
+                      f"{copied}{': ' + reason['copy_refused'] if reason.get('copy_refused') else ''})")
 
 
 def _run_key(policy: SampleIdPolicy, entry: LandingEntry, obj) -> str:

@@ -82,3 +82,39 @@ def test_non_vcf_files_are_ignored(instance, resources, store):
     result = tick(instance, resources)
 
     assert not result.run_requests
+
+
+def test_awkward_and_refused_files_under_pseudonymisation_keep_names_out_of_keys_and_logs(
+        lake_home, monkeypatch, instance, data_vcf, tmp_path, capsys):
+    import os
+    import shutil
+
+    from genolake_assets.lib.lake.identifiers import SampleIdPolicy, pseudonymous_id
+    from genolake_assets.resources.profile import build_resources
+    from genolake_assets.settings import Settings
+
+    key = bytes.fromhex("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")
+    monkeypatch.setenv("GENOLAKE_PSEUDONYMISE", "1")
+    monkeypatch.setenv("GENOLAKE_PSEUDONYM_KEY", key.hex())
+    resources = build_resources(Settings.from_env())
+    store = resources["lake"].store()
+    landing = store.root / "landing"
+    landing.mkdir(parents=True)
+    shutil.copyfile(data_vcf / "HG00187.hg38.g.vcf.gz", landing / "Émile Zola (HG00187).g.vcf.gz")
+    secret = tmp_path / "NA12249.g.vcf.gz"
+    shutil.copyfile(data_vcf / "NA12249.hg38.g.vcf.gz", secret)
+    os.symlink(secret, landing / "NA12249 link.g.vcf.gz")
+
+    result = tick(instance, resources)
+
+    assert [r.partition_key for r in result.run_requests] == [pseudonymous_id("HG00187", key)]
+    assert set(json.loads(result.cursor)["seen"]) == {"landing/Émile Zola (HG00187).g.vcf.gz",
+                                                      "landing/NA12249 link.g.vcf.gz"}
+    token = SampleIdPolicy(key=key).file_token("landing/NA12249 link.g.vcf.gz")
+    quarantined = sorted(o.key for o in store.list_objects("quarantine/"))
+    assert len(quarantined) == 1 and quarantined[0].startswith(f"quarantine/landing/{token}-")
+    reason = json.loads(store.read_bytes(quarantined[0]))
+    assert reason["code"] == "unreadable_landed_file" and reason["quarantined_copy"] is None
+    assert not [k for k in quarantined if "NA12249" in k or "link" in k]
+    logged = capsys.readouterr().err  # the sensor's log lines (dagster logs to stderr)
+    assert "quarantined a landed file (unreadable_landed_file)" in logged and "NA12249" not in logged

@@ -20,9 +20,10 @@ import binascii
 import hashlib
 import hmac
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
-SAMPLE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+SAMPLE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z")
 _SLUG_DISALLOWED = re.compile(r"[^A-Za-z0-9_-]+")
 _HASH_CHARS = 10
 
@@ -58,7 +59,7 @@ def sample_id_from_file(name: str, source_key: str) -> str:
     The same person sequenced twice (two files, one name) must never overwrite the other.
     """
     base = sample_id_for(name)
-    digest = hashlib.sha256(f"{source_key}\0{name}".encode()).hexdigest()[:_HASH_CHARS]
+    digest = hashlib.sha256(f"{source_key}\0{name}".encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
     return f"{base[:80]}-f{digest}"
 
 
@@ -69,7 +70,7 @@ _PSEUDONYM_HEX_CHARS = 24  # 96 bits: no accidental collision in any realistic c
 def _keyed_id(key: bytes, message: str) -> str:
     if not key:
         raise ValueError("a pseudonym key must not be empty")
-    digest = hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest()
+    digest = hmac.new(key, message.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
     return PSEUDONYM_PREFIX + digest[:_PSEUDONYM_HEX_CHARS]
 
 
@@ -117,7 +118,7 @@ class SampleIdPolicy:
 
 DEFAULT_POLICY = SampleIdPolicy()
 MIN_KEY_BYTES = 16
-_HEX = re.compile(r"^[0-9A-Fa-f]+$")
+_HEX = re.compile(r"^[0-9A-Fa-f]+\Z")
 
 
 def parse_pseudonym_key(text: str | bytes, source: str) -> bytes:
@@ -154,14 +155,46 @@ def require_safe_sample_id(value: str) -> str:
     return value
 
 
-_KEY_SEGMENT = re.compile(r"^[A-Za-z0-9_.=-]+$")
+_KEY_SEGMENT = re.compile(r"^[A-Za-z0-9_.=-]+\Z")
+
+
+LANDED_ROOT = "landing"
+"""The first segment of the keys uploaders choose (``LANDING_PREFIX`` in layout.py, which imports this module)."""
+_REFUSED_IN_LANDED_NAMES = ("C", "Zl", "Zp")  # control, format, surrogate, private, unassigned; line/paragraph breaks
+
+
+def is_landed_name(segment: str) -> bool:
+    """A file or folder name as an uploader wrote it under ``landing/``: any printable text (spaces, parentheses,
+    accents, other scripts), but no control or format characters (newlines, NUL, bidi overrides), no undecodable
+    bytes, no backslash, and not '.' or '..'. The lake never writes such a name itself: every key it derives
+    from one goes through ``safe_file_name`` (lib/lake/quarantine.py) or a sample id."""
+    if segment in ("", ".", "..") or "\\" in segment:
+        return False
+    return not any(unicodedata.category(char).startswith(_REFUSED_IN_LANDED_NAMES) for char in segment)
 
 
 def require_safe_key(key: str) -> str:
-    """Validate an object key relative to the lake root: no absolute paths, no '..'."""
+    """Validate an object key relative to the lake root: no absolute paths, no '..'.
+
+    Every segment is ``[A-Za-z0-9_.=-]+``, except below ``landing/``, where names are the uploaders' own and need
+    only be :func:`is_landed_name` (so ``landing/my sample (1).vcf.gz`` can be read; keys derived from it are safe).
+    """
     if not key or key.startswith("/") or "\\" in key:
         raise InvalidIdentifierError(f"unsafe object key {key!r}")
-    for segment in key.split("/"):
-        if segment in ("", ".", "..") or not _KEY_SEGMENT.match(segment):
+    segments = key.split("/")
+    landed = segments[0] == LANDED_ROOT
+    for index, segment in enumerate(segments):
+        if segment in ("", ".", ".."):
             raise InvalidIdentifierError(f"unsafe object key {key!r} (segment {segment!r})")
+        if _KEY_SEGMENT.fullmatch(segment) or (landed and index > 0 and is_landed_name(segment)):
+            continue
+        raise InvalidIdentifierError(f"unsafe object key {key!r} (segment {segment!r})")
     return key
+
+
+def is_safe_key(key: str) -> bool:
+    try:
+        require_safe_key(key)
+    except InvalidIdentifierError:
+        return False
+    return True

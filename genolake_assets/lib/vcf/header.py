@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import gzip
-import io
 import re
+from collections import Counter
 from collections.abc import Iterable
 from typing import BinaryIO
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from genolake_assets.lib.errors import VcfFormatError
-from genolake_assets.lib.vcf.source import PrependedStream, open_text_lines
+from genolake_assets.lib.limits import input_limits
+from genolake_assets.lib.vcf.source import open_text_lines, text_lines_of_stream
 
 FIXED_COLUMNS = ("#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
 VALID_TYPES = {"Integer", "Float", "Flag", "String", "Character"}
@@ -19,8 +19,7 @@ _STRUCTURED = re.compile(r"^##(INFO|FORMAT)=<(.*)>\s*$")
 _FIELD_ID = re.compile(r"^[A-Za-z_][0-9A-Za-z_.]*$|^1000G$")
 _NUMBER = re.compile(r"^(?:[0-9]+|[ARG.])$")
 _CONTIG = re.compile(r"^##contig=<(.*)>\s*$")
-# Header lines longer than this are not a VCF header (protects against binary junk).
-_MAX_HEADER_BYTES = 64 << 20
+_DUPLICATES_NAMED = 10
 
 
 @dataclass(frozen=True)
@@ -136,18 +135,14 @@ def read_header(path: str | Path) -> VcfHeader:
 
 def read_header_stream(stream: BinaryIO, name: str) -> VcfHeader:
     """The header of a VCF read from a binary stream (an S3 object, say), gzip/BGZF or plain; only the
-    header's bytes are read."""
-    head = stream.read(2)
-    raw = io.BufferedReader(PrependedStream(head, stream))
-    binary = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
-    try:
-        return parse_header(io.TextIOWrapper(binary, encoding="utf-8", errors="strict", newline=""), name)
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise VcfFormatError(name, f"cannot read the header: {exc}", code="not_vcf") from exc
+    header's bytes are read, each line at most ``GENOLAKE_MAX_LINE_BYTES``."""
+    return parse_header(text_lines_of_stream(stream, name), name)
 
 
 def parse_header(lines: Iterable[str], path: str) -> VcfHeader:
-    """Parse header lines (stops at #CHROM); ``path`` names the file in errors."""
+    """Parse header lines (stops at #CHROM); ``path`` names the file in errors. The header as a whole may be at
+    most ``GENOLAKE_MAX_HEADER_BYTES`` long (lib/limits.py): more is binary junk, not a VCF."""
+    max_bytes = input_limits().max_header_bytes
     info: dict[str, FieldDef] = {}
     fmt: dict[str, FieldDef] = {}
     contigs: list[str] = []
@@ -157,8 +152,9 @@ def parse_header(lines: Iterable[str], path: str) -> VcfHeader:
     consumed = 0
     for line_no, line in enumerate(lines, start=1):
         consumed += len(line)
-        if consumed > _MAX_HEADER_BYTES:
-            raise VcfFormatError(path, "no #CHROM line in the first 64 MiB: not a VCF", code="not_vcf")
+        if consumed > max_bytes:
+            raise VcfFormatError(path, f"no #CHROM line in the first {max_bytes} bytes (GENOLAKE_MAX_HEADER_BYTES): "
+                                 "not a VCF", line=line_no, code="not_vcf")
         if line_no == 1:
             if not line.startswith("##fileformat=VCF"):
                 raise VcfFormatError(path, "not a VCF: the first line is not '##fileformat=VCFv4.x'", line=1,
@@ -195,10 +191,11 @@ def parse_header(lines: Iterable[str], path: str) -> VcfHeader:
             if len(columns) == 9 or (len(columns) > 9 and columns[8] != "FORMAT"):
                 raise VcfFormatError(path, "column 9 must be FORMAT followed by sample columns", line=line_no,
                                      code="invalid_header")
-            duplicates = {s for s in samples if samples.count(s) > 1}
+            duplicates = sorted(name for name, count in Counter(samples).items() if count > 1)  # linear: 1M names
             if duplicates:
-                raise VcfFormatError(path, f"duplicate sample names {sorted(duplicates)}", line=line_no,
-                                     code="invalid_header")
+                more = f" and {len(duplicates) - _DUPLICATES_NAMED} more" if len(duplicates) > _DUPLICATES_NAMED else ""
+                raise VcfFormatError(path, f"duplicate sample names {duplicates[:_DUPLICATES_NAMED]}{more}",
+                                     line=line_no, code="invalid_header")
             _check_collisions(path, info)
             _check_collisions(path, fmt)
             return VcfHeader(path, file_format or "", info, fmt, contigs, lengths, samples, line_no, meta)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from genolake_assets.lib.errors import VcfFormatError
+from genolake_assets.lib.limits import input_limits
 
 GZIP_MAGIC = b"\x1f\x8b"
 # The empty BGZF block htslib writes at the end of every bgzip file (SAM spec §4.1.2).
@@ -95,39 +96,68 @@ def _skip_lines(stream: pa.NativeFile, count: int, chunk_bytes: int) -> bytes:
     return text[start:]
 
 
+LINE_CHUNK_BYTES = 1 << 16
+
+
+def bounded_lines(stream, label: str, max_line_bytes: int | None = None,
+                  chunk_bytes: int = LINE_CHUNK_BYTES) -> Iterator[str]:
+    """The UTF-8 lines (each with its ``\\n``) of a binary ``stream``, read ``chunk_bytes`` at a time.
+
+    A line longer than ``max_line_bytes`` (default: ``GENOLAKE_MAX_LINE_BYTES``, lib/limits.py) is refused
+    with ``line_too_long`` once that many bytes of it have been read (plus at most one chunk): a 4 GB line
+    in a 17 MB gzip file is never held whole.
+    """
+    limit = max_line_bytes or input_limits().max_line_bytes
+    pending = bytearray()
+    number = 0
+    while True:
+        data = stream.read(chunk_bytes)
+        if not data:
+            break
+        pending += data
+        start = 0
+        while (end := pending.find(b"\n", start)) >= 0:
+            number += 1
+            if end + 1 - start > limit:
+                raise _line_too_long(label, number, limit)
+            yield _decoded(pending[start:end + 1], label)
+            start = end + 1
+        del pending[:start]
+        if len(pending) > limit:
+            raise _line_too_long(label, number + 1, limit)
+    if pending:
+        yield _decoded(pending, label)
+
+
+def _decoded(line: bytearray, label: str) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise VcfFormatError(label, f"not UTF-8 text ({exc.reason}): not a VCF", code="not_vcf") from exc
+
+
+def _line_too_long(label: str, number: int, limit: int) -> VcfFormatError:
+    return VcfFormatError(label, f"line {number} is longer than {limit} bytes (GENOLAKE_MAX_LINE_BYTES): refused "
+                          "without reading the rest of it", line=number, code="line_too_long")
+
+
 def open_text_lines(path: str | Path) -> Iterator[str]:
-    """Iterate decoded text lines (for the header; the body is read columnar)."""
+    """Iterate decoded text lines (for the header; the body is read columnar), each at most
+    ``GENOLAKE_MAX_LINE_BYTES``."""
     path = str(path)
     stream = open_binary(path)
     try:
-        text = io.TextIOWrapper(_ArrowReader(stream), encoding="utf-8", errors="strict", newline="")
         try:
-            yield from text
-        except UnicodeDecodeError as exc:
-            raise VcfFormatError(path, f"not UTF-8 text ({exc.reason}): not a VCF", code="not_vcf") from exc
+            yield from bounded_lines(stream, path)
         except (OSError, pa.ArrowInvalid) as exc:
             raise VcfFormatError(path, f"cannot decompress: {exc}", code="corrupt_compression") from exc
     finally:
         stream.close()
 
 
-class _ArrowReader(io.RawIOBase):
-    """Adapts a pyarrow NativeFile to io.RawIOBase so TextIOWrapper can decode it."""
-
-    def __init__(self, stream: pa.NativeFile):
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self._stream.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
 def text_lines_of_stream(handle, label: str) -> Iterator[str]:
-    """Decoded lines of an already-open binary stream (gzip detected by magic bytes).
+    """Decoded lines of an already-open binary stream (gzip detected by magic bytes), each at most
+    ``GENOLAKE_MAX_LINE_BYTES`` (:func:`bounded_lines`).
 
     Used to read a header straight from object storage without downloading the body.
     """
@@ -136,11 +166,8 @@ def text_lines_of_stream(handle, label: str) -> Iterator[str]:
     head = handle.read(2)
     body = io.BufferedReader(PrependedStream(head, handle))
     raw = gzip.GzipFile(fileobj=body) if head == GZIP_MAGIC else body
-    text = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
     try:
-        yield from text
-    except UnicodeDecodeError as exc:
-        raise VcfFormatError(label, f"not UTF-8 text ({exc.reason}): not a VCF", code="not_vcf") from exc
+        yield from bounded_lines(raw, label)
     except (OSError, EOFError) as exc:
         raise VcfFormatError(label, f"cannot decompress: {exc}", code="corrupt_compression") from exc
 

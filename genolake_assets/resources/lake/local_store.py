@@ -29,14 +29,15 @@ class LocalObjectStore(ObjectStore):
     def _path(self, key: str) -> Path:
         path = (self.root / require_safe_key(key)).resolve()
         if self.root not in path.parents:
-            raise ValueError(f"key {key!r} escapes the lake root {self.root}")
+            raise ValueError(f"key {key!r} leads outside the lake root {self.root} (a symbolic link?): "
+                             "refused, not followed")
         return path
 
     def local_path(self, key: str) -> Path:
         return self._path(key)
 
-    def _stat(self, key: str, path: Path) -> StoredObject:
-        st = path.stat()
+    def _stat(self, key: str, path: Path, follow: bool = True) -> StoredObject:
+        st = path.stat(follow_symlinks=follow)
         return StoredObject(key=key, size=st.st_size, last_modified=st.st_mtime, etag=f"{st.st_size}-{st.st_mtime_ns}")
 
     def list_objects(self, prefix: str) -> Iterator[StoredObject]:
@@ -58,17 +59,26 @@ class LocalObjectStore(ObjectStore):
                 if key.startswith(prefix):
                     found.append((key, full))
         for key, full in sorted(found):
-            try:
-                yield self._stat(key, full)
+            try:  # a link leading out of the lake (or in a loop) is listed, for a sensor to refuse, but not followed
+                yield self._stat(key, full, follow=not full.is_symlink() or self._leads_inside(full))
             except FileNotFoundError:
                 continue
+
+    def _leads_inside(self, link: Path) -> bool:
+        try:
+            return self.root in link.resolve().parents
+        except (OSError, RuntimeError):  # a loop of links
+            return False
 
     def head(self, key: str) -> StoredObject | None:
         path = self._path(key)
         return self._stat(key, path) if path.is_file() else None
 
     def open_read(self, key: str) -> BinaryIO:
-        return open(self._path(key), "rb")
+        path = self._path(key)
+        if path.exists() and not path.is_file():  # a FIFO or device would block or never end
+            raise ValueError(f"key {key!r} is not a regular file: refused")
+        return open(path, "rb")
 
     def read_tail(self, key: str, length: int) -> bytes:
         with open(self._path(key), "rb") as handle:

@@ -50,3 +50,24 @@ def test_unsafe_keys_are_rejected(bad):
 def test_unsafe_sample_ids_are_rejected(bad):
     with pytest.raises(InvalidIdentifierError):
         require_safe_sample_id(bad)
+
+
+# -- a trailing newline is not part of a safe identifier (issue 21 item 9) --------------------------------
+
+@pytest.mark.parametrize("value", ["HG00187\n", "p" + "0" * 24 + "\n", "a\n"])
+def test_a_trailing_newline_is_not_a_safe_sample_id(value):
+    assert not is_safe_sample_id(value)
+    with pytest.raises(InvalidIdentifierError):
+        require_safe_sample_id(value)
+
+
+@pytest.mark.parametrize("key", ["variants/sample_id=HG00187\n", "landing/a.vcf\n", "cohort/contig=chr1\n/bin=0"])
+def test_a_trailing_newline_makes_a_key_unsafe(key):
+    with pytest.raises(InvalidIdentifierError):
+        require_safe_key(key)
+
+
+def test_a_hex_key_with_a_trailing_newline_is_still_read_as_text_not_as_hex_by_the_pattern():
+    from genolake_assets.lib.lake import identifiers
+
+    assert identifiers._HEX.match("00ff\n") is None and identifiers._HEX.match("00ff")
