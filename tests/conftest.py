@@ -134,3 +134,19 @@ def aws_resources(monkeypatch, tmp_path, moto_endpoint, bucket):
     resources = build_resources()
     resources["sql"] = resources["sql"].model_copy(update={"poll_interval": 0.05})
     return resources
+
+
+@pytest.fixture
+def limits(monkeypatch):
+    """Sets input limits (``limits(max_allele_bytes=1000)`` → ``GENOLAKE_MAX_ALLELE_BYTES``) for one test."""
+    from genolake_assets.lib.limits import input_limits
+
+    def set_limits(**values: int) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(f"GENOLAKE_{name.upper()}", str(value))
+        input_limits.cache_clear()
+
+    input_limits.cache_clear()
+    yield set_limits
+    monkeypatch.undo()
+    input_limits.cache_clear()

@@ -137,6 +137,17 @@ def test_keys_with_control_characters_or_outside_landing_stay_refused(key):
 # -- one bad file, the others still go ----------------------------------------------------------------
 
 
+def tick_beside_good_files(instance, resources, store, data_vcf):
+    """Land a good VCF and a good BAM beside the bad files, tick both sensors: the good ones are requested."""
+    put(store, data_vcf / "HG00187.hg38.g.vcf.gz", "b-good.g.vcf.gz")
+    put(store, DATA_BAM / "ce1000.bam", "b-good.bam")
+    vcfs = tick(instance, resources)
+    bams = bam_tick(instance, resources)
+    assert [r.partition_key for r in vcfs.run_requests] == ["HG00187"]
+    assert [r.partition_key for r in bams.run_requests] == ["b-good"]
+    return vcfs, bams
+
+
 def test_a_symlink_leading_out_of_the_lake_is_refused_not_followed_and_the_tick_goes_on(
         instance, resources, store, data_vcf, tmp_path):
     outside = tmp_path / "outside"
@@ -148,14 +159,7 @@ def test_a_symlink_leading_out_of_the_lake_is_refused_not_followed_and_the_tick_
     (store.root / "landing").mkdir(parents=True, exist_ok=True)
     os.symlink(secret_vcf, store.root / "landing" / "a-link.g.vcf.gz")
     os.symlink(secret_bam, store.root / "landing" / "a-link.bam")
-    put(store, data_vcf / "HG00187.hg38.g.vcf.gz", "b-good.g.vcf.gz")
-    put(store, DATA_BAM / "ce1000.bam", "b-good.bam")
-
-    vcfs = tick(instance, resources)
-    bams = bam_tick(instance, resources)
-
-    assert [r.partition_key for r in vcfs.run_requests] == ["HG00187"]
-    assert [r.partition_key for r in bams.run_requests] == ["b-good"]
+    vcfs, bams = tick_beside_good_files(instance, resources, store, data_vcf)
     assert "landing/a-link.g.vcf.gz" in seen(vcfs) and "landing/a-link.bam" in seen(bams)
     found = reasons(store)
     for key in ("landing/a-link.g.vcf.gz", "landing/a-link.bam"):
@@ -173,14 +177,7 @@ def test_a_symlink_leading_out_of_the_lake_is_refused_not_followed_and_the_tick_
 def test_a_name_the_store_cannot_take_is_recorded_and_the_tick_goes_on(instance, resources, store, data_vcf):
     put(store, data_vcf / "HG00190.hg38.g.vcf.gz", "a\nnewline.g.vcf.gz")
     put(store, data_vcf / "HG00190.hg38.g.vcf.gz", "a\nnewline.bam")
-    put(store, data_vcf / "HG00187.hg38.g.vcf.gz", "b-good.g.vcf.gz")
-    put(store, DATA_BAM / "ce1000.bam", "b-good.bam")
-
-    vcfs = tick(instance, resources)
-    bams = bam_tick(instance, resources)
-
-    assert [r.partition_key for r in vcfs.run_requests] == ["HG00187"]
-    assert [r.partition_key for r in bams.run_requests] == ["b-good"]
+    vcfs, bams = tick_beside_good_files(instance, resources, store, data_vcf)
     found = reasons(store)
     assert found["landing/a\nnewline.g.vcf.gz"]["code"] == "unsafe_landed_name"
     assert found["landing/a\nnewline.bam"]["code"] == "unsafe_landed_name"

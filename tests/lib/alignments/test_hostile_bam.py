@@ -20,25 +20,11 @@ import pytest
 from genolake_assets.lib.alignments.compress import CompressOptions, compress_and_verify
 from genolake_assets.lib.alignments.header import read_bam_header
 from genolake_assets.lib.errors import AlignmentFileError
-from genolake_assets.lib.limits import input_limits
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "bam"
 HEADER = {"HD": {"VN": "1.6", "SO": "coordinate"},
           "SQ": [{"SN": "chr1", "LN": 100_000}, {"SN": "chr2", "LN": 50_000}],
           "RG": [{"ID": "rg1", "SM": "sample1"}]}
-
-
-@pytest.fixture
-def limits(monkeypatch):
-    def set_limits(**values: int) -> None:
-        for name, value in values.items():
-            monkeypatch.setenv(f"GENOLAKE_{name.upper()}", str(value))
-        input_limits.cache_clear()
-
-    input_limits.cache_clear()
-    yield set_limits
-    monkeypatch.undo()
-    input_limits.cache_clear()
 
 
 def write_real_bam(path: Path, reads: int = 20, header: dict = HEADER) -> Path:

@@ -14,25 +14,11 @@ import pytest
 
 from genolake_assets.lib.clinvar import convert as clinvar_convert
 from genolake_assets.lib.clinvar.convert import ClinvarFormatError, convert_clinvar
-from genolake_assets.lib.limits import input_limits
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "clinvar"
 SUMMARY = DATA / "exomiser_variant_summary_test.txt.gz"
 VCF_EXCERPT = DATA / "clinvar_GRCh38_20260226.excerpt.vcf.gz"
 ASSEMBLY, CHROMOSOME = 16, 18  # 0-based columns of variant_summary's Assembly and Chromosome
-
-
-@pytest.fixture
-def limits(monkeypatch):
-    def set_limits(**values: int) -> None:
-        for name, value in values.items():
-            monkeypatch.setenv(f"GENOLAKE_{name.upper()}", str(value))
-        input_limits.cache_clear()
-
-    input_limits.cache_clear()
-    yield set_limits
-    monkeypatch.undo()
-    input_limits.cache_clear()
 
 
 @pytest.fixture

@@ -11,24 +11,10 @@ import pytest
 
 from genolake_assets.lib.lake import parquet_output
 from genolake_assets.lib.lake.parquet_output import SortedParquetWriter, resort_parquet
-from genolake_assets.lib.limits import input_limits
 
 SCHEMA = pa.schema([pa.field("contig", pa.string(), nullable=False), pa.field("pos", pa.int32(), nullable=False),
                     pa.field("payload", pa.string())])
 CONTIGS = {"chr1": 0, "chr2": 1, "chrX": 2}
-
-
-@pytest.fixture
-def limits(monkeypatch):
-    def set_limits(**values: int) -> None:
-        for name, value in values.items():
-            monkeypatch.setenv(f"GENOLAKE_{name.upper()}", str(value))
-        input_limits.cache_clear()
-
-    input_limits.cache_clear()
-    yield set_limits
-    monkeypatch.undo()
-    input_limits.cache_clear()
 
 
 class SettingsSeen:

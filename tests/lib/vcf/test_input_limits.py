@@ -16,7 +16,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from genolake_assets.lib.errors import VcfFormatError
-from genolake_assets.lib.limits import input_limits
 from genolake_assets.lib.vcf.batch import ConversionJob, ConversionManifest
 from genolake_assets.lib.vcf.convert import convert_vcf
 from genolake_assets.lib.vcf.header import read_header
@@ -24,20 +23,6 @@ from genolake_assets.lib.vcf.schema import schemas
 from tests.conftest import DATA_VCF
 
 GVCF = DATA_VCF / "HG00190.hg38.g.vcf.gz"
-
-
-@pytest.fixture
-def limits(monkeypatch):
-    """Set GENOLAKE_* limits for one test; the cached limits are re-read before and after."""
-    def set_limits(**values: int) -> None:
-        for name, value in values.items():
-            monkeypatch.setenv(f"GENOLAKE_{name.upper()}", str(value))
-        input_limits.cache_clear()
-
-    input_limits.cache_clear()
-    yield set_limits
-    monkeypatch.undo()
-    input_limits.cache_clear()
 
 
 def gvcf_lines() -> list[str]:
