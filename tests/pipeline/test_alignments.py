@@ -15,7 +15,7 @@ from genolake_assets.assets.alignments import alignment_file_catalog, compressed
 from genolake_assets.assets.alignments import lake_lifecycle_policy
 from genolake_assets.lib.alignments.registry import load_alignment
 from genolake_assets.lib.lake.lifecycle import ARCHIVE_TAG_KEY
-from genolake_assets.sensors.alignments import alignment_landing_sensor
+from tests.pipeline.helpers import alignment_tick as tick
 
 DATA_BAM = Path(__file__).resolve().parents[1] / "data" / "bam"
 COMPRESS_ASSETS = [raw_bam, compressed_bam, alignment_file_catalog]
@@ -26,14 +26,6 @@ HTSNEXUS = "htsnexus_NA12878.chr11_5.0-5.1Mb"
 def land_reference(store, name: str) -> None:
     for suffix in ("", ".fai", ".gzi"):
         store.upload(DATA_BAM / "ref" / f"{name}{suffix}", f"landing/references/{name}{suffix}")
-
-
-def tick(instance, resources, cursor=None) -> dg.SensorResult:
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"lake": resources["lake"]})
-    result = alignment_landing_sensor(context)
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return result
 
 
 def compress(instance, resources, partition: str, **config) -> dg.ExecuteInProcessResult:

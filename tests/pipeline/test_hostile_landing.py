@@ -22,8 +22,8 @@ import pytest
 from genolake_assets.lib.alignments.registry import load_alignment
 from genolake_assets.lib.lake.identifiers import is_safe_sample_id, require_safe_key
 from genolake_assets.lib.lake.records import load_record
-from genolake_assets.sensors.alignments import alignment_landing_sensor
 from tests.pipeline.helpers import INGEST_ASSETS, ingest, tick
+from tests.pipeline.helpers import alignment_tick as bam_tick
 
 REPO = Path(__file__).resolve().parents[2]
 DATA_BAM = REPO / "tests" / "data" / "bam"
@@ -37,14 +37,6 @@ def put(store, source: Path, name: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
     return target
-
-
-def bam_tick(instance, resources, cursor=None) -> dg.SensorResult:
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"lake": resources["lake"]})
-    result = alignment_landing_sensor(context)
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return result
 
 
 def reasons(store) -> dict[str, dict]:
