@@ -137,6 +137,41 @@ def test_the_sensor_frees_a_killed_runs_slot_and_scratch_in_a_deployment(dagster
                                ).skip_message == "no dead runs"
 
 
+def holding_run(demo: subprocess.Popen, dagster_home: Path, deadline: float) -> str | None:
+    """The id of the first run seen holding a pool slot, polled every few milliseconds.
+
+    The instance is opened once, as soon as the demo has created its storage: opening it on every poll
+    took longer than a small sample's conversion holds its slot, so the claim could be missed entirely.
+    """
+    instance = None
+    try:
+        while demo.poll() is None and time.monotonic() < deadline:
+            if instance is None:
+                instance = open_when_ready(dagster_home)
+            else:
+                storage = instance.event_log_storage
+                claims = [slot.run_id for pool in storage.get_concurrency_keys()
+                          for slot in storage.get_concurrency_info(pool).claimed_slots]
+                if claims:
+                    return claims[0]
+            time.sleep(0.005)
+        return None
+    finally:
+        if instance is not None:
+            instance.dispose()
+
+
+def open_when_ready(dagster_home: Path) -> dg.DagsterInstance | None:
+    if not (dagster_home / "history" / "runs.db").exists():
+        return None
+    try:
+        instance = dg.DagsterInstance.from_config(str(dagster_home))
+        instance.event_log_storage.get_concurrency_keys()
+        return instance
+    except Exception:  # noqa: BLE001 - the demo is still creating its storage; look again
+        return None
+
+
 @pytest.mark.slow
 def test_a_demo_killed_while_a_run_holds_a_slot_recovers_on_the_next_demo(tmp_path):
     """The case of the issue: `genolake demo` SIGKILLed mid-run, then run again, goes through unaided."""
@@ -148,24 +183,13 @@ def test_a_demo_killed_while_a_run_holds_a_slot_recovers_on_the_next_demo(tmp_pa
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GENOLAKE_", "DAGSTER_"))}
     command = [sys.executable, "-m", "genolake_assets.cli", "demo", "--home", str(home), "--data", str(data)]
-    demo = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    holder = None
-    deadline = time.monotonic() + 300
-    while holder is None and demo.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-        if not (home / "dagster_home" / "history" / "runs.db").exists():
-            continue
-        try:
-            with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
-                storage = instance.event_log_storage
-                claims = [slot.run_id for pool in storage.get_concurrency_keys()
-                          for slot in storage.get_concurrency_info(pool).claimed_slots]
-        except Exception:  # noqa: BLE001 - the demo is creating its storage; look again
-            continue
-        holder = claims[0] if claims else None
-    assert holder, "the demo ended before a run held a pool slot"
-    demo.send_signal(signal.SIGKILL)
+    demo = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    holder = holding_run(demo, home / "dagster_home", deadline=time.monotonic() + 300)
+    if demo.poll() is None:
+        os.killpg(demo.pid, signal.SIGKILL)
     demo.wait()
+    assert holder, "the demo ended before a run held a pool slot"
 
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 
