@@ -168,7 +168,7 @@ def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, ech
     import dagster as dg
 
     from genolake_assets.definitions import defs, resources
-    from genolake_assets.run_recovery import fail_dead_runs, remove_dead_runs_scratch
+    from genolake_assets.run_recovery import fail_dead_runs, job_pools, remove_dead_runs_scratch, wait_for_free_pools
     from genolake_assets.sensors.landing import landing_sensor
 
     instance = dg.DagsterInstance.get()
@@ -177,8 +177,8 @@ def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, ech
     # A run of an earlier demo that was killed still holds its pool slots: free them, or this one waits for ever.
     for dead in fail_dead_runs(instance):
         echo(f"recovered: {dead.describe()}")
-    if removed := remove_dead_runs_scratch(instance, lake.scratch):
-        echo(f"recovered: removed {len(removed)} dead runs' scratch folder(s)")
+    if removed := remove_dead_runs_scratch(instance, lake.scratch, lake.local_root):
+        echo(f"recovered: removed {len(removed)} scratch and temporary file(s) that killed runs left")
     for path in vcfs:
         store.upload(path, f"landing/{path.name}")
     echo(f"landed {len(vcfs)} VCFs in {store.uri('landing')}/")
@@ -201,6 +201,7 @@ def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, ech
 
     job = defs.resolve_job_def("ingest_samples")
     failures = 0
+    wait_for_free_pools(instance, job_pools(job), echo)
     for source, keys in by_file.items():
         tags = {RANGE_START: keys[0], RANGE_END: keys[-1]} if len(keys) > 1 else {}
         run = job.execute_in_process(instance=instance, partition_key=None if tags else keys[0], tags=tags,
@@ -210,7 +211,9 @@ def run_demo(home: Path, data_dir: Path = DEFAULT_DATA, fresh: bool = False, ech
         echo(f"  {'ok ' if run.success else 'FAILED'} {len(keys):>3} sample(s) from {where} "
              f"(run {run.run_id[:8]})")
     defs.resolve_job_def("refresh_catalog").execute_in_process(instance=instance, run_config=QUIET_LOGS)
-    cohort_run = defs.resolve_job_def("refresh_cohort").execute_in_process(instance=instance, run_config=QUIET_LOGS)
+    cohort_job = defs.resolve_job_def("refresh_cohort")
+    wait_for_free_pools(instance, job_pools(cohort_job), echo)
+    cohort_run = cohort_job.execute_in_process(instance=instance, run_config=QUIET_LOGS)
     cohort_meta = _materialization_metadata(cohort_run, "cohort_variants")
     echo(f"cohort_variants: {cohort_meta['samples']} samples, {cohort_meta['rows']:,} rows in "
          f"{cohort_meta['partitions']} locus partitions ({cohort_meta['files']} files)")

@@ -11,7 +11,6 @@ later process is told apart by its start time. Used by ``genolake demo`` before 
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -20,6 +19,14 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.launcher.default_run_launcher import DefaultRunLauncher
 
+from genolake_assets.lib.lake.leftovers import (
+    STAGING_DIR,
+    TEMP_FILE_PREFIX,
+    is_dead_writers,
+    process_alive,
+    remove_dead_staging,
+    remove_dead_temporary_files,
+)
 from genolake_assets.lib.vcf.publish import CONVERT_SCRATCH_PREFIX
 
 UNFINISHED = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING]
@@ -33,6 +40,8 @@ class DeadRun:
     job_name: str
     pids: tuple[int, ...]
     freed_pools: tuple[str, ...]
+    pools: tuple[str, ...] = ()
+    """Every pool the run had a step in (held or not when it died)."""
 
     def describe(self) -> str:
         worker = f"its process{'es' if len(self.pids) > 1 else ''} ({', '.join(map(str, self.pids))})" \
@@ -52,7 +61,7 @@ def fail_dead_runs(instance: dg.DagsterInstance, now: float | None = None) -> li
     dead = []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED)):
         pids = _worker_pids(instance, run.run_id)
-        if pids and any(_alive(pid, since) for pid, since in pids.items()):
+        if pids and any(process_alive(pid, since) for pid, since in pids.items()):
             continue
         if not pids and not _starting_for_too_long(instance, run, now):
             continue
@@ -63,29 +72,46 @@ def fail_dead_runs(instance: dg.DagsterInstance, now: float | None = None) -> li
             f"of memory) or the machine stopped. Marked failed so that its pool slots "
             f"({', '.join(pools) or 'none held'}) are freed; re-run it (docs/ui-and-runbook.md)."))
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        dead.append(DeadRun(run.run_id, run.job_name, tuple(pids), pools))
+        used = set(run.run_op_concurrency.all_pools or []) if run.run_op_concurrency else set()
+        dead.append(DeadRun(run.run_id, run.job_name, tuple(pids), pools, tuple(sorted(used | set(pools)))))
     return dead
 
 
-def remove_dead_runs_scratch(instance: dg.DagsterInstance, scratch: Path) -> list[Path]:
-    """Remove the scratch folders of runs that are no longer alive; a live run's are never touched.
+RUN_SCRATCH_FOLDERS = ("cohort", "reports")
+"""Scratch folders whose sub-folders are named after the run that writes them."""
 
-    ``scratch/cohort/<run_id>/`` belongs to a run (removed once it is not unfinished); a conversion's
-    ``scratch/convert-<pid>-*/`` to a process (removed once that process is gone)."""
+
+def remove_dead_runs_scratch(instance: dg.DagsterInstance, scratch: Path, lake_root: Path | None = None) -> list[Path]:
+    """Remove what runs that are no longer alive left behind; a live run's files are never touched.
+
+    ``scratch/cohort/<run_id>/`` and ``scratch/reports/<run_id>/`` belong to a run (removed once it is not
+    unfinished); a conversion's ``scratch/convert-<pid>-*/``, the samples table's ``scratch/.tmp-<pid>-*``
+    and, in a local lake (``lake_root``), every ``.tmp-<pid>-*`` file beside the file it was to replace
+    and ``_staging/<pid>-*/`` to a process (removed once that process is gone)."""
     removed = []
-    cohort = scratch / "cohort"
-    if cohort.is_dir():
-        unfinished = {run.run_id for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED))}
-        removed += [path for path in cohort.iterdir() if path.name not in unfinished]
+    unfinished = None
+    for name in RUN_SCRATCH_FOLDERS:
+        folder = scratch / name
+        if folder.is_dir():
+            if unfinished is None:
+                unfinished = {run.run_id for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED))}
+            removed += [path for path in folder.iterdir() if path.name not in unfinished]
     for path in scratch.glob(f"{CONVERT_SCRATCH_PREFIX}*") if scratch.is_dir() else ():
         pid = path.name[len(CONVERT_SCRATCH_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid), path.stat().st_mtime):
+        if pid.isdigit() and not process_alive(int(pid), path.stat().st_mtime):
             removed.append(path)
     for path in removed:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+    for path in scratch.glob(f"{TEMP_FILE_PREFIX}*") if scratch.is_dir() else ():
+        if path.is_file() and not path.is_symlink() and is_dead_writers(path):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    if lake_root is not None:
+        removed += remove_dead_temporary_files(lake_root)
+        removed += remove_dead_staging(lake_root / STAGING_DIR)
     return removed
 
 
@@ -101,30 +127,6 @@ def _worker_pids(instance: dg.DagsterInstance, run_id: str) -> dict[int, float]:
         if text is not None and str(text).isdigit():
             pids.setdefault(int(text), record.event_log_entry.timestamp)
     return pids
-
-
-def _alive(pid: int, reported_at: float) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive, and not ours to judge
-    started = _process_start_time(pid)
-    # A process that started after the run named its pid is a later process that reuses the number.
-    return started is None or started <= reported_at + 1.0
-
-
-def _process_start_time(pid: int) -> float | None:
-    """Seconds since the epoch at which ``pid`` started (Linux /proc), or None where that cannot be read."""
-    try:
-        stat = open(f"/proc/{pid}/stat").read()  # noqa: PTH123, SIM115 - one short read
-        with open("/proc/stat") as handle:
-            boot = next(float(line.split()[1]) for line in handle if line.startswith("btime "))
-    except (OSError, StopIteration, ValueError):
-        return None
-    ticks = int(stat[stat.rindex(")") + 2:].split()[19])
-    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _starting_for_too_long(instance: dg.DagsterInstance, run: dg.DagsterRun, now: float) -> bool:
@@ -144,3 +146,48 @@ def _pools_held(instance: dg.DagsterInstance, run_id: str) -> set[str]:
                 any(step.run_id == run_id for step in info.pending_steps):
             held.add(pool)
     return held
+
+
+def job_pools(job_def) -> set[str]:
+    """The concurrency pools the steps of ``job_def`` are in."""
+    return {pool for node in job_def.graph.node_dict.values() if (pool := getattr(node.definition, "pool", None))}
+
+
+def pool_holders(instance: dg.DagsterInstance, pools: set[str]) -> dict[str, dg.DagsterRun]:
+    """pool → an unfinished run that holds it: a claimed slot (op granularity) or, under run granularity, a
+    started run with a step in the pool."""
+    holders: dict[str, dg.DagsterRun] = {}
+    storage = instance.event_log_storage
+    known = set(storage.get_concurrency_keys())
+    for pool in sorted(pools & known):
+        for slot in storage.get_concurrency_info(pool).claimed_slots:
+            run = instance.get_run_by_id(slot.run_id)
+            if run is not None and run.status in UNFINISHED:
+                holders.setdefault(pool, run)
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED)):
+        used = set(run.run_op_concurrency.all_pools or []) if run.run_op_concurrency else set()
+        for pool in sorted(used & pools):
+            holders.setdefault(pool, run)
+    return holders
+
+
+def wait_for_free_pools(instance: dg.DagsterInstance, pools: set[str], echo, *, poll_seconds: float = 1.0,
+                        say_every_seconds: float = 30.0) -> float:
+    """Return once no other unfinished run holds any of ``pools``; seconds waited.
+
+    Dagster's in-process executor waits for a pool slot in a loop that never sleeps (a core at 100%) and
+    cannot be stopped with SIGTERM, so ``genolake demo`` waits here first: asleep between looks, stoppable,
+    saying which run holds the pool. A holder whose process died is marked failed on the way."""
+    started = time.monotonic()
+    said_at = None
+    while True:
+        for dead in fail_dead_runs(instance):
+            echo(f"recovered: {dead.describe()}")
+        holders = pool_holders(instance, pools)
+        if not holders:
+            return time.monotonic() - started
+        if said_at is None or time.monotonic() - said_at >= say_every_seconds:
+            said_at = time.monotonic()
+            echo("waiting for " + "; ".join(f"pool {pool}: held by run {run.run_id[:8]} of {run.job_name} "
+                                           f"({run.status.value})" for pool, run in sorted(holders.items())))
+        time.sleep(poll_seconds)

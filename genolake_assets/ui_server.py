@@ -18,7 +18,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-DAGSTER_YAML = ("telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
+DAGSTER_YAML = ("telemetry:\n  enabled: false\n"
+                # granularity run: a run waits in the queue (no process) until every pool it needs is free.
+                # Under op granularity a started run waits for a slot inside its worker, in executor loops
+                # that never sleep (a core at 100% for as long as the pool is held).
+                "concurrency:\n  pools:\n    default_limit: 1\n    granularity: run\n"
                 # A run marked failed (by dead_run_sensor, or cancelled) gives its pool slots back within a minute.
                 "run_monitoring:\n  enabled: true\n  free_slots_after_run_end_seconds: 60\n")
 WORKSPACE_YAML = ("load_from:\n  - python_module:\n      module_name: genolake_assets.definitions\n"

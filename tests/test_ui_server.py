@@ -72,3 +72,18 @@ def test_a_stop_signal_to_the_launcher_stops_every_server_process(tmp_path, stop
         if launcher.poll() is None:
             launcher.kill()
         launcher.wait()
+
+
+def test_the_deployment_instance_queues_runs_behind_a_held_pool_and_watches_dead_ones(tmp_path):
+    """`make ui`'s dagster.yaml is valid, and sets what the runbook relies on: pools of one, enforced per run
+    (a run waits in the queue, not spinning in a worker), and run monitoring."""
+    import dagster as dg
+    from dagster._core.instance.config import PoolGranularity
+
+    from genolake_assets.ui_server import DAGSTER_YAML
+
+    (tmp_path / "dagster.yaml").write_text(DAGSTER_YAML)
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        pools = instance.get_concurrency_config().pool_config
+        assert pools.pool_granularity == PoolGranularity.RUN and pools.default_pool_limit == 1
+        assert instance.run_monitoring_enabled

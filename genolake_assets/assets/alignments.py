@@ -25,6 +25,7 @@ from genolake_assets.lib.alignments.registry import (
     register_landed_references,
     save_alignment,
 )
+from genolake_assets.lib.alignments.versions import unvouched_crams
 from genolake_assets.lib.errors import AlignmentFileError
 from genolake_assets.lib.lake.layout import LANDING_PREFIX, compression_result_key, cram_key, work_order_key
 from genolake_assets.lib.lake.lifecycle import (
@@ -137,6 +138,15 @@ def raw_bam(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
         raise _refuse(store, record, error, pseudonymise=lake.pseudonymise) from (
             None if lake.pseudonymise else error)
     save_alignment(store, record)
+    if record.recognised_as:
+        context.log.info(f"{record.alignment_id}: the landed file holds the same bytes as version "
+                         f"{record.recognised_as}, already in the lake; not copied again")
+    # A compression killed after publishing its CRAM but before its result left a CRAM nobody vouches for.
+    orphans = unvouched_crams(store, record.alignment_id, keep_version=record.version)
+    for key in orphans:
+        store.delete(key)
+        context.log.warning(f"removed {store.uri(key)}: published by a compression that was killed before it "
+                            "wrote its result (never catalogued; its BAM's raw copy is kept)")
     # When pseudonymising, the UI gets neither the landed file's name nor the @RG SM names (registry only).
     named = ({"samples": len(record.samples)} if lake.pseudonymise else
              {"samples": ", ".join(record.samples) or "(no @RG SM)"})
@@ -147,6 +157,7 @@ def raw_bam(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
         "bytes": record.size, **named,
         "read_groups": record.read_groups, "sequences": len(record.sequence_header),
         "sort_order": record.sort_order, "version": record.version,
+        "copied": record.recognised_as is None, "unvouched_crams_removed": len(orphans),
     })
 
 

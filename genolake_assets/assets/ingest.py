@@ -33,6 +33,7 @@ from genolake_assets.lib.lake.registry import SAMPLE_COLUMNS, SAMPLES_SCHEMA, Sa
 from genolake_assets.lib.reports.output import markdown_text
 from genolake_assets.lib.vcf.header import read_header
 from genolake_assets.lib.vcf.source import verify_readable
+from genolake_assets.lib.lake.leftovers import temp_file_prefix
 from genolake_assets.resources.catalog.catalog import Catalog
 from genolake_assets.resources.lake.lake import LakeResource
 from genolake_assets.resources.transfer.transfer import TransferResource
@@ -141,7 +142,8 @@ def samples_table(lake: LakeResource, catalog: Catalog) -> dg.MaterializeResult:
     table = samples_arrow_table(records)
     # The table maps ids to real names (docs/phi.md): staged in a private file (mode 0600, a name of its
     # own, so concurrent runs never share it) that is removed once uploaded, whatever happens.
-    descriptor, staged_name = tempfile.mkstemp(prefix=".samples-", suffix=".parquet", dir=lake.scratch)
+    descriptor, staged_name = tempfile.mkstemp(prefix=temp_file_prefix() + "samples-", suffix=".parquet",
+                                                dir=lake.scratch)
     staged = Path(staged_name)
     try:
         with os.fdopen(descriptor, "wb") as staged_file:

@@ -28,6 +28,7 @@ import pysam
 from genolake_assets.lib.alignments.reference import index_paths
 from genolake_assets.lib.alignments.compress import CompressionOutcome, CompressOptions, compress_and_verify
 from genolake_assets.lib.errors import AlignmentFileError
+from genolake_assets.lib.lake.leftovers import temp_file_prefix
 
 WORK_ORDER_VERSION = 1
 EXIT_VERIFIED, EXIT_UNEXPECTED, EXIT_MISMATCH, EXIT_BAD_INPUT = 0, 1, 2, 3
@@ -103,7 +104,7 @@ class Locations:
             store.upload(src, key)
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        staged = path.with_name(f".{path.name}.partial")
+        staged = path.with_name(f"{temp_file_prefix()}{path.name}")  # removed by the next run if killed
         shutil.copyfile(src, staged)
         os.replace(staged, path)
 

@@ -14,6 +14,7 @@ import pytest
 from genolake_assets.assets.alignments import alignment_file_catalog, compressed_bam, raw_bam, reference_genomes
 from genolake_assets.assets.alignments import lake_lifecycle_policy
 from genolake_assets.lib.alignments.registry import load_alignment
+from genolake_assets.lib.lake.layout import cram_key
 from genolake_assets.lib.lake.lifecycle import ARCHIVE_TAG_KEY
 from tests.pipeline.helpers import alignment_tick as tick
 
@@ -103,6 +104,62 @@ def test_rematerialising_is_idempotent_and_writes_no_second_entry(landed, instan
     assert first.success and second.success
     assert metadata(second, "alignment_file_catalog")["entries_written"] == {"cram": False, "bam": False, "fasta": False}
     assert len(resources["file_catalog"].entries()) == 3
+
+
+def test_the_same_bam_landed_again_is_recognised_not_copied_compressed_or_catalogued_again(landed, instance,
+                                                                                           resources, store):
+    assert compress(instance, resources, "ce1000").success
+    first = load_alignment(store, "ce1000")
+    store.upload(DATA_BAM / "ce1000.bam", "landing/ce1000.bam")  # copied again: a new mtime, a new etag
+    assert store.head("landing/ce1000.bam").etag != first.source_etag
+
+    again = tick(instance, resources, cursor=landed.cursor)
+    assert [request.partition_key for request in again.run_requests] == ["ce1000"]
+    result = compress(instance, resources, "ce1000")
+
+    assert result.success
+    assert metadata(result, "raw_bam")["copied"] is False and metadata(result, "raw_bam")["version"] == first.version
+    assert metadata(result, "compressed_bam")["job_id"] == "reused"
+    assert metadata(result, "alignment_file_catalog")["entries_written"] == {"cram": False, "bam": False,
+                                                                             "fasta": False}
+    assert [obj.key for obj in store.list_objects("raw/bam/ce1000/")] == [first.raw_key]
+    assert [obj.key for obj in store.list_objects("alignments/cram/ce1000/")] == [first.cram_key,
+                                                                                  first.cram_key + ".crai"]
+    assert load_alignment(store, "ce1000").status == "archive-tagged"
+
+
+def test_a_cram_a_killed_compression_published_is_finished_by_the_next_run(landed, instance, resources, store):
+    assert dg.materialize([raw_bam], partition_key="ce1000", instance=instance, resources=resources).success
+    record = load_alignment(store, "ce1000")
+    orphan = cram_key("ce1000", record.version, "ce1000.bam")
+    store.write_bytes(orphan, b"a CRAM published by a compression killed before it wrote its result")
+
+    result = compress(instance, resources, "ce1000")
+
+    assert result.success
+    finished = load_alignment(store, "ce1000")
+    assert finished.cram_key == orphan and finished.status == "archive-tagged"
+    assert store.head(orphan).size == metadata(result, "compressed_bam")["cram_bytes"]
+    assert resources["file_catalog"].get(store.uri(orphan)).status == "verified"
+
+
+def test_a_cram_nothing_vouches_for_is_removed_when_a_new_version_of_its_bam_lands(landed, instance, resources,
+                                                                                    store):
+    assert dg.materialize([raw_bam], partition_key="ce1000", instance=instance, resources=resources).success
+    old = load_alignment(store, "ce1000")
+    orphan = cram_key("ce1000", old.version, "ce1000.bam")
+    store.write_bytes(orphan, b"a CRAM published by a compression killed before it wrote its result")
+    store.write_bytes(orphan + ".crai", b"its index")
+    store.upload(DATA_BAM / f"{NA12878}.bam", "landing/ce1000.bam")  # other bytes under the same name
+    tick(instance, resources, cursor=landed.cursor)
+
+    result = compress(instance, resources, "ce1000")
+
+    assert result.success
+    assert metadata(result, "raw_bam")["unvouched_crams_removed"] == 2
+    assert not store.exists(orphan) and not store.exists(orphan + ".crai")
+    assert store.exists(old.raw_key)  # the earlier upload's raw copy is the lab's data: kept
+    assert load_alignment(store, "ce1000").version != old.version
 
 
 def test_a_truncated_bam_is_refused_untouched_untagged_and_uncatalogued(instance, resources, store, tmp_path):

@@ -26,8 +26,9 @@ CHILD = textwrap.dedent('''
     import dagster as dg
 
     started, seconds = Path(sys.argv[1]), float(sys.argv[2])
+    pool = sys.argv[3] if len(sys.argv) > 3 else "{pool}"
 
-    @dg.asset(pool="{pool}")
+    @dg.asset(pool=pool)
     def cohort_like() -> None:
         started.write_text("holding the slot")
         time.sleep(seconds)
@@ -48,9 +49,9 @@ def dagster_home(tmp_path, monkeypatch):
     return home
 
 
-def start_run(tmp_path: Path, name: str, seconds: float) -> tuple[subprocess.Popen, Path]:
+def start_run(tmp_path: Path, name: str, seconds: float, pool: str = POOL) -> tuple[subprocess.Popen, Path]:
     started = tmp_path / f"{name}.started"
-    child = subprocess.Popen([sys.executable, str(tmp_path / "child.py"), str(started), str(seconds)],
+    child = subprocess.Popen([sys.executable, str(tmp_path / "child.py"), str(started), str(seconds), pool],
                              env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not started.exists():
@@ -117,24 +118,57 @@ def test_the_sensor_frees_a_killed_runs_slot_and_scratch_in_a_deployment(dagster
     for folder in (dead_scratch, own_scratch):
         (folder / "variants").mkdir(parents=True)
         (folder / "variants" / "part-00000.parquet").write_bytes(b"left behind")
+    lake_dir = lake.local_root
+    dead_temporary = [lake_dir / "registry" / "samples" / ".tmp-999999999-x1",  # a killed atomic write
+                      lake_dir / "_staging" / "999999999-abc" / "part-00000.parquet",  # a killed genolake convert
+                      lake.scratch / ".tmp-999999999-samples-x.parquet"]  # a killed samples-table write
+    live_temporary = [lake_dir / "registry" / "samples" / f".tmp-{os.getpid()}-x2",
+                      lake_dir / "_staging" / f"{os.getpid()}-def" / "part-00000.parquet"]
+    for path in dead_temporary + live_temporary:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half written")
 
-    child, _ = start_run(tmp_path, "killed", seconds=600)
+    child, _ = start_run(tmp_path, "killed", seconds=600, pool="genolake_conversion")
     child.send_signal(signal.SIGKILL)
     child.wait()
     with dg.DagsterInstance.get() as instance:
         [run] = instance.get_runs()
         (lake.scratch / "cohort" / run.run_id).mkdir(parents=True)  # the killed cohort update's work folder
+        (lake.scratch / "reports" / run.run_id).mkdir(parents=True)  # and its report's
 
         result = dead_run_sensor(dg.build_sensor_context(instance=instance, resources={"lake": lake}))
 
         assert run.run_id[:8] in result.skip_message and "marked failed" in result.skip_message
-        assert "removed 2 dead runs' scratch folder(s)" in result.skip_message  # convert-999999999 + cohort/<run>
+        assert "removed 6 scratch and temporary file(s) that killed runs left" in result.skip_message
         assert not dead_scratch.exists() and not (lake.scratch / "cohort" / run.run_id).exists()
-        assert own_scratch.exists()  # a live process's
+        assert not (lake.scratch / "reports" / run.run_id).exists()
+        assert not any(path.exists() for path in dead_temporary)
+        assert not (lake_dir / "_staging" / "999999999-abc").exists()
+        assert own_scratch.exists() and all(path.exists() for path in live_temporary)  # a live process's
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
         assert claimed_by(instance) == set()
         assert dead_run_sensor(dg.build_sensor_context(instance=instance, resources={"lake": lake})
                                ).skip_message == "no dead runs"
+
+
+def test_a_killed_cohort_writer_is_followed_by_a_cohort_run_that_finishes_its_update(dagster_home, tmp_path,
+                                                                                     lake_home):
+    from genolake_assets.resources.profile import build_resources
+    from genolake_assets.sensors.runs import dead_run_sensor
+
+    lake = build_resources()["lake"]
+    child, _ = start_run(tmp_path, "killed", seconds=600)  # a step in the cohort_writer pool
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    with dg.DagsterInstance.get() as instance:
+        [run] = instance.get_runs()
+
+        result = dead_run_sensor(dg.build_sensor_context(instance=instance, resources={"lake": lake}))
+
+        [request] = result.run_requests
+        assert request.job_name == "refresh_cohort" and request.tags["genolake/recovers_run"] == run.run_id
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert claimed_by(instance) == set()
 
 
 def holding_run(demo: subprocess.Popen, dagster_home: Path, deadline: float) -> str | None:
@@ -196,3 +230,82 @@ def test_a_demo_killed_while_a_run_holds_a_slot_recovers_on_the_next_demo(tmp_pa
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"recovered: run {holder[:8]}" in again.stdout
     assert "samples:           5 (5 converted, 0 quarantined)" in again.stdout
+
+
+WAITER = textwrap.dedent('''
+    import sys
+    import dagster as dg
+    from genolake_assets.run_recovery import wait_for_free_pools
+
+    with dg.DagsterInstance.get() as instance:
+        waited = wait_for_free_pools(instance, {"%s"}, lambda line: print(line, flush=True), poll_seconds=0.5)
+        print(f"free after {waited:.1f} s", flush=True)
+''' % POOL)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_demo_waiting_for_a_live_runs_slot_sleeps_says_who_holds_it_and_stops_on_sigterm(dagster_home, tmp_path):
+    holder, _ = start_run(tmp_path, "holder", seconds=600)
+    (tmp_path / "waiter.py").write_text(WAITER)
+    try:
+        waiter = subprocess.Popen([sys.executable, str(tmp_path / "waiter.py")], env=os.environ.copy(),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = waiter.stdout.readline()
+        with dg.DagsterInstance.get() as instance:
+            [held] = [slot.run_id for slot in instance.event_log_storage.get_concurrency_info(POOL).claimed_slots]
+        assert f"waiting for pool {POOL}: held by run {held[:8]}" in first
+        before = cpu_seconds(waiter.pid)
+        time.sleep(3)
+        assert cpu_seconds(waiter.pid) - before < 1.0  # asleep between looks, not spinning
+        waiter.send_signal(signal.SIGTERM)
+        assert waiter.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_demo_goes_on_once_the_slot_holder_finishes(dagster_home, tmp_path):
+    holder, _ = start_run(tmp_path, "holder", seconds=12)  # longer than the waiter takes to start
+    (tmp_path / "waiter.py").write_text(WAITER)
+    waited = subprocess.run([sys.executable, str(tmp_path / "waiter.py")], env=os.environ.copy(),
+                            capture_output=True, text=True, timeout=120)
+    assert holder.wait(timeout=60) == 0
+    assert waited.returncode == 0, waited.stderr[-2000:]
+    assert f"waiting for pool {POOL}: held by run" in waited.stdout and "free after" in waited.stdout
+
+
+def dead_run_of(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str]) -> str:
+    """A run recorded as started by a worker that has since died (its pid reported, then gone)."""
+    from dagster._core.events import EngineEventData
+
+    worker = subprocess.Popen([sys.executable, "-c", "pass"])
+    worker.wait()
+    run = instance.add_run(dg.DagsterRun(job_name=job_name, tags=tags, status=dg.DagsterRunStatus.STARTED))
+    instance.report_engine_event("worker started", run, EngineEventData(metadata={"pid": str(worker.pid)}))
+    return run.run_id
+
+
+def test_a_killed_partition_run_is_requested_again_once_and_a_killed_recovery_is_not(dagster_home, lake_home):
+    from genolake_assets.resources.profile import build_resources
+    from genolake_assets.sensors.runs import RECOVERS_RUN_TAG, dead_run_sensor
+
+    lake = build_resources()["lake"]
+    with dg.DagsterInstance.get() as instance:
+        killed = dead_run_of(instance, "compress_alignments", {"dagster/partition": "ce1000"})
+        killed_range = dead_run_of(instance, "ingest_samples", {"dagster/asset_partition_range_start": "A",
+                                                                "dagster/asset_partition_range_end": "B"})
+
+        result = dead_run_sensor(dg.build_sensor_context(instance=instance, resources={"lake": lake}))
+
+        [request] = result.run_requests
+        assert (request.job_name, request.partition_key) == ("compress_alignments", "ce1000")
+        assert request.tags[RECOVERS_RUN_TAG] == killed and request.run_key == f"recovers-{killed}"
+        assert {instance.get_run_by_id(r).status for r in (killed, killed_range)} == {dg.DagsterRunStatus.FAILURE}
+
+        dead_run_of(instance, "compress_alignments", {"dagster/partition": "ce1000", RECOVERS_RUN_TAG: killed})
+        again = dead_run_sensor(dg.build_sensor_context(instance=instance, resources={"lake": lake}))
+        assert "was itself a recovery run: not requested again" in again.skip_message

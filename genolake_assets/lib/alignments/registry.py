@@ -18,6 +18,7 @@ from pathlib import Path
 from genolake_assets.lib.alignments.header import read_bam_header, require_bgzf_eof
 from genolake_assets.lib.alignments.reference import ReferenceSequences, check_reference, index_paths, read_reference
 from genolake_assets.lib.alignments.compress import FileDigest
+from genolake_assets.lib.alignments.versions import same_content_version
 from genolake_assets.lib.alignments.cram_codec import BGZF_EOF
 from genolake_assets.lib.errors import AlignmentFileError
 from genolake_assets.lib.lake.landing import mark_copied_into_raw
@@ -84,6 +85,8 @@ class AlignmentRecord:
     reference_key: str | None = None
     cram_key: str | None = None
     result_key: str | None = None
+    recognised_as: str | None = None
+    """Set when the landed file's bytes were those of this earlier version (re-landed, not copied again)."""
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True, indent=1).encode()
@@ -205,8 +208,13 @@ def register_alignment(store, record: AlignmentRecord, pseudonymous: bool = Fals
     record.source_etag, record.version = head.etag, version_token(head.etag)
     record.raw_key = raw_bam_key(record.alignment_id, record.version,
                                  stored_file_name(record.source_key, pseudonymous, record.alignment_id))
+    record.recognised_as = None
     if not store.exists(record.raw_key):
-        store.copy(record.source_key, record.raw_key)
+        earlier = same_content_version(store, record.alignment_id, record.source_key, head.size)
+        if earlier is not None:  # the same bytes landed again: that version, not a second copy and CRAM
+            (record.version, record.raw_key), record.recognised_as = earlier, earlier[0]
+        else:
+            store.copy(record.source_key, record.raw_key)
     mark_copied_into_raw(store, record.source_key, head.etag, record.raw_key)
     record.raw_uri, record.size = store.uri(record.raw_key), head.size
     record.sort_order = header.get("HD", {}).get("SO", "unknown")

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from genolake_assets.lib.errors import VcfFormatError
 from genolake_assets.lib.lake.identifiers import sample_id_for
 from genolake_assets.lib.lake.layout import PART_NAME
+from genolake_assets.lib.lake.leftovers import STAGING_DIR, remove_dead_staging, staging_name
 from genolake_assets.lib.lake.parquet_output import SortedParquetWriter, WriterPool, partition_dir
 from genolake_assets.lib.vcf.schema import REFERENCE_BLOCKS, TABLES, VARIANTS, schemas
 from genolake_assets.lib.limits import input_limits
@@ -354,16 +355,7 @@ def verify_outputs(report: ConversionReport, header_schemas: dict[str, pa.Schema
 
 
 ABANDONED_STAGING_SECONDS = 24 * 3600
-
-
-def _remove_abandoned_staging(root: Path) -> None:
-    """Staging folders left by a killed conversion (never published, so safe to drop once stale)."""
-    if not root.is_dir():
-        return
-    cutoff = time.time() - ABANDONED_STAGING_SECONDS
-    for folder in root.iterdir():
-        if folder.is_dir() and folder.stat().st_mtime < cutoff:
-            shutil.rmtree(folder, ignore_errors=True)
+"""A staging folder named before folders carried their writer's pid is dropped once this old."""
 
 
 def convert_to_staging(vcf_path: str | Path, staging: Path, samples: list[str] | None = None,
@@ -395,8 +387,8 @@ def convert_vcf(vcf_path: str | Path, out_dir: str | Path, samples: list[str] | 
 
 def new_staging_dir(out_dir: Path) -> Path:
     """A fresh staging folder inside ``out_dir`` (same file system, so publishing is a rename)."""
-    _remove_abandoned_staging(out_dir / "_staging")
-    return out_dir / "_staging" / uuid.uuid4().hex
+    remove_dead_staging(out_dir / STAGING_DIR, stale_after=ABANDONED_STAGING_SECONDS)
+    return out_dir / STAGING_DIR / staging_name(uuid.uuid4().hex)
 
 
 def remove_staging_dir(staging: Path) -> None:

@@ -41,6 +41,11 @@ class LakeResource(dg.ConfigurableResource):
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    @property
+    def local_root(self) -> Path | None:
+        """The lake's directory in the local profile (None on S3, where writes are atomic objects)."""
+        return self.home_path / "lake" if self.profile == "local" else None
+
     def store(self) -> ObjectStore:
         if self._store is None:
             self._store = self._build_store()
@@ -48,7 +53,7 @@ class LakeResource(dg.ConfigurableResource):
 
     def _build_store(self) -> ObjectStore:
         if self.profile == "local":
-            return LocalObjectStore(self.home_path / "lake")
+            return LocalObjectStore(self.local_root)
         if not self.s3_bucket:
             raise ValueError("the aws profile needs GENOLAKE_S3_BUCKET (the lake bucket)")
         from genolake_assets.resources.lake.s3_store import S3ObjectStore

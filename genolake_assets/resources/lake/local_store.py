@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from genolake_assets.lib.lake.identifiers import require_safe_key
+from genolake_assets.lib.lake.leftovers import temp_file_prefix
 from genolake_assets.resources.lake.object_store import ObjectStore, StoredObject
 
 
@@ -94,7 +95,7 @@ class LocalObjectStore(ObjectStore):
     def _atomic_write(self, key: str, write) -> StoredObject:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_file_prefix(), dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
                 write(handle)

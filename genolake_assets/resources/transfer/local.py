@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from genolake_assets.lib.lake.leftovers import temp_file_prefix
 from genolake_assets.lib.transfers.rules import include_filter, matches
 from genolake_assets.resources.transfer.transfer import TransferExecution, TransferResource
 
@@ -133,7 +134,7 @@ class LocalTransfer(TransferResource):
         """Copy to a hidden temp file beside the target, verify its sha256, publish it with os.replace.
         The sha256, or None when the source changed during the copy (nothing published)."""
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_file_prefix(), dir=target.parent)
         os.close(fd)
         try:
             source_digest = _copy_file(source, Path(tmp))
@@ -215,7 +216,7 @@ def _copy_file(source: Path, target: Path) -> str:
 
 
 def _write_json(path: Path, data) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_file_prefix(), dir=path.parent)
     try:
         with os.fdopen(fd, "w") as handle:
             json.dump(data, handle, indent=1, sort_keys=True)
