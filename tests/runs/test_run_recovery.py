@@ -231,6 +231,15 @@ def test_a_demo_killed_while_a_run_holds_a_slot_recovers_on_the_next_demo(tmp_pa
     assert f"recovered: run {holder[:8]}" in again.stdout
     assert "samples:           5 (5 converted, 0 quarantined)" in again.stdout
 
+    third = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)  # the BAMs land again
+
+    assert third.returncode == 0, third.stderr[-3000:]
+    lake = home / "lake"
+    versions = {bam.name: sorted(p.name for p in bam.iterdir()) for bam in (lake / "raw" / "bam").iterdir()}
+    crams = {bam.name: sorted(p.name for p in bam.iterdir()) for bam in (lake / "alignments" / "cram").iterdir()}
+    assert versions and all(len(v) == 1 for v in versions.values()), versions  # recognised, not copied again
+    assert crams == versions
+
 
 WAITER = textwrap.dedent('''
     import sys
