@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOME_DIR ?= $(CURDIR)/.genolake
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install install-base check-lock lock demo demo-hail test ui benchmark benchmark-report benchmark-lookup benchmark-compress benchmark-engines deploy destroy env template clean
+.PHONY: install install-base check-lock lock demo demo-hail test ui benchmark benchmark-report benchmark-lookup benchmark-compress benchmark-engines benchmark-scale deploy destroy env template clean
 
 # Every install comes from the lock (uv.lock, requirements/*.txt, all with hashes); `make lock` moves it.
 TOOLS := .venv-tools
@@ -79,6 +79,9 @@ benchmark-compress: install
 
 benchmark-engines: install
 	$(BIN)/python benchmarks/engines.py
+
+benchmark-scale: install-base
+	$(BIN)/python benchmarks/scale.py
 
 STAGE ?= dev
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -196,13 +197,24 @@ def holding_run(demo: subprocess.Popen, dagster_home: Path, deadline: float) -> 
 
 
 def open_when_ready(dagster_home: Path) -> dg.DagsterInstance | None:
-    if not (dagster_home / "history" / "runs.db").exists():
+    """The demo's instance once the demo has created its storage and started a run, else None.
+
+    Opening it earlier races the demo's own creation of the SQLite storage: both would stamp the schema
+    version, and the next demo would then refuse the database ("more than one head present")."""
+    runs = dagster_home / "history" / "runs.db"
+    if not runs.exists():
+        return None
+    try:
+        with sqlite3.connect(f"file:{runs}?mode=ro", uri=True) as connection:
+            if not connection.execute("SELECT count(*) FROM runs").fetchone()[0]:
+                return None
+    except sqlite3.Error:  # the demo is still creating the tables
         return None
     try:
         instance = dg.DagsterInstance.from_config(str(dagster_home))
         instance.event_log_storage.get_concurrency_keys()
         return instance
-    except Exception:  # noqa: BLE001 - the demo is still creating its storage; look again
+    except Exception:  # noqa: BLE001 - the demo is still creating its event log storage; look again
         return None
 
 

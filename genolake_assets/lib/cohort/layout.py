@@ -2,8 +2,9 @@
 
 ``update_cohort`` is pure: it reads local per-sample and cohort files and writes new local files
 plus a new manifest; uploading, publishing the manifest and deleting retired folders is the
-caller's job. Memory: a run holds every new sample's cohort rows at once (only the columns the
-cohort needs are read), and compacts one partition at a time, holding that partition's rows.
+caller's job. Memory: new samples are read forward one partition at a time (lib/cohort/sweep.py: per
+sample a batch of rows, per run one partition's rows), and a partition is compacted holding that
+partition's rows; neither grows with the size of the samples.
 
 Two consequences of the agreed design worth knowing:
 * a reference block cut at a bin boundary keeps ``ref`` only on its first piece; the later pieces
@@ -14,7 +15,7 @@ Two consequences of the agreed design worth knowing:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from genolake_assets.lib.cohort.state import (
     BIN_SIZE, COHORT_PREFIX, STATE_KEY, CohortState, PartitionState, contig_folder_name, parse_folder, partition_folder,
     partition_key,
 )
+from genolake_assets.lib.cohort.sweep import PartitionStream, SortedFile, partitions_in_order
 from genolake_assets.lib.lake.identifiers import require_safe_sample_id
 from genolake_assets.lib.lake.parquet_output import DELTA_COLUMNS, ZSTD_LEVEL
 from genolake_assets.lib.lake.registry import SAMPLE_COLUMNS
@@ -216,26 +218,50 @@ class CohortUpdate:
     bytes_written: int = 0
 
 
-def _read_source(path: Path | None) -> pa.Table | None:
-    if path is None:
-        return None
-    present = set(pq.read_schema(path).names)
-    return pq.read_table(path, columns=[c for c in SOURCE_COLUMNS if c in present])
+def _to_cohort_rows(sample_id: str, kind: str, bin_size: int) -> Callable[[pa.Table], pa.Table]:
+    """Per-sample rows of one table → COHORT_SCHEMA rows with bins (blocks cut at bin boundaries)."""
+
+    def convert(table: pa.Table) -> pa.Table:
+        rows = _with_bins(_rows_of(table, kind), bin_size, split=kind == REFERENCE_BLOCK).cast(COHORT_SCHEMA)
+        if not pc.all(pc.equal(rows["sample_id"], sample_id)).as_py():
+            raise ValueError(f"the per-sample files of {sample_id!r} hold rows of another sample_id")
+        return rows
+
+    return convert
 
 
-def _sample_rows(sample: SampleInput, bin_size: int) -> pa.Table:
-    rows = cohort_rows(_read_source(sample.variants_path), _read_source(sample.reference_blocks_path), bin_size)
-    if rows.num_rows and not pc.all(pc.equal(rows["sample_id"], sample.sample_id)).as_py():
-        raise ValueError(f"the per-sample files of {sample.sample_id!r} hold rows of another sample_id")
-    return rows
+def _new_partitions(samples: list[SampleInput], bin_size: int) -> Iterator[tuple[str, int, pa.Table]]:
+    """The new samples' rows, one (contig, bin) partition at a time in sorted order (lib/cohort/sweep.py)."""
+    files = [(sample, kind, SortedFile(path, SOURCE_COLUMNS)) for sample in samples
+             for kind, path in ((VARIANT, sample.variants_path), (REFERENCE_BLOCK, sample.reference_blocks_path))
+             if path is not None]
+    contigs = sorted({contig for _, _, file in files for contig in file.groups_of})
+    for contig in contigs:
+        partition_folder(contig, 0, 1)  # refuse unusable contigs before anything is written
+
+    def streams_of(contig: str) -> list[PartitionStream]:
+        return [PartitionStream(file, contig, _to_cohort_rows(sample.sample_id, kind, bin_size), bin_size)
+                for sample, kind, file in files if contig in file.groups_of]
+
+    return partitions_in_order(streams_of, contigs, bin_size)
 
 
-def _new_rows_by_partition(samples: list[SampleInput], bin_size: int) -> dict[tuple[str, int], pa.Table]:
-    tables = [_sample_rows(s, bin_size) for s in samples]
-    by_partition = split_by_partition(pa.concat_tables(tables)) if tables else {}
-    for contig, bin in by_partition:
-        partition_folder(contig, bin, 1)  # refuse unusable contigs before anything is written
-    return by_partition
+def _merged(existing: list[tuple[str, int]], new: Iterator[tuple[str, int, pa.Table]]
+            ) -> Iterator[tuple[str, int, pa.Table | None]]:
+    """Every partition, existing or new, in (contig, bin) order, with its new rows (None if it has none)."""
+    pending = next(new, None)
+    for key in existing:
+        while pending is not None and pending[:2] < key:
+            yield pending
+            pending = next(new, None)
+        if pending is not None and pending[:2] == key:
+            yield pending
+            pending = next(new, None)
+        else:
+            yield *key, None
+    while pending is not None:
+        yield pending
+        pending = next(new, None)
 
 
 def _check_samples(state: CohortState, new_samples: list[SampleInput], drop: set[str], max_files: int) -> None:
@@ -331,17 +357,17 @@ def update_cohort(state: CohortState, new_samples: list[SampleInput], drop: set[
     does not say which samples a partition holds.
     """
     _check_samples(state, new_samples, drop, max_files)
-    new_rows = _new_rows_by_partition(new_samples, state.bin_size)
+    new_partitions = _new_partitions(new_samples, state.bin_size)
     dropped = pa.array(sorted(set(drop) & set(state.samples)), pa.string())
     samples = {k: v for k, v in state.samples.items() if k not in drop}
     samples.update({s.sample_id: s.token for s in new_samples})
     run = _Run(state, CohortState(version=state.version + 1, bin_size=state.bin_size, samples=samples),
                Path(out_dir), dropped)
-    run.update.rows_added = sum(t.num_rows for t in new_rows.values())
 
-    for contig, bin in sorted({(p.contig, p.bin) for p in state.partitions.values()} | set(new_rows)):
+    existing = sorted((p.contig, p.bin) for p in state.partitions.values())
+    for contig, bin, appended in _merged(existing, new_partitions):
+        run.update.rows_added += appended.num_rows if appended is not None else 0
         current = state.partitions.get(partition_key(contig, bin))
-        appended = new_rows.get((contig, bin))
         if current is None:
             run.append(None, contig, bin, appended)
             continue

@@ -429,3 +429,51 @@ def test_state_json_rejects_unsafe_content(gvcf_lake, tmp_path, tamper):
     tamper(document)
     with pytest.raises(ValueError):
         CohortState.from_json(json.dumps(document))
+
+
+def test_streamed_partitions_equal_the_whole_samples_rows_with_tiny_batches_across_contigs(gvcf_lake, tmp_path,
+                                                                                          monkeypatch):
+    """The update reads samples forward in batches (lib/cohort/sweep.py): with 7-row batches, 50-row row groups
+    that span two contigs (a second contig in file order before the first's name) and blocks cut at 10 kb bins,
+    every partition file holds exactly the rows, in the order, that whole-sample tables give."""
+    from genolake_assets.lib.cohort import sweep
+
+    monkeypatch.setattr(sweep, "BATCH_ROWS", 7)
+    samples = []
+    for sample in ("HG00187", "NA12249"):
+        paths = {}
+        for table in ("variants", "reference_blocks"):
+            rows = pq.read_table(part(gvcf_lake, table, sample))
+            relabelled = rows.set_column(rows.schema.get_field_index("contig"), rows.schema.field("contig"),
+                                         pa.array(["chr21"] * rows.num_rows, rows.schema.field("contig").type))
+            both = pa.concat_tables([rows, relabelled])  # chr22 then chr21: file order is not name order
+            paths[table] = tmp_path / sample / f"{table}.parquet"
+            paths[table].parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(both, paths[table], row_group_size=50)
+        samples.append(SampleInput(sample, "t1", paths["variants"], paths["reference_blocks"]))
+
+    update = update_cohort(CohortState.empty(SMALL_BINS), samples, set(), lambda key: None, tmp_path / "out")
+
+    expected = split_by_partition(pa.concat_tables(
+        cohort_rows(pq.read_table(s.variants_path), pq.read_table(s.reference_blocks_path), bin_size=SMALL_BINS)
+        for s in samples))
+    assert {(p.contig, p.bin) for p in update.state.partitions.values()} == set(expected)
+    assert {p.contig for p in update.state.partitions.values()} == {"chr21", "chr22"}
+    for (contig, bin), rows in expected.items():
+        partition = update.state.partitions[f"{contig}/{bin}"]
+        [name] = partition.files
+        written = pq.read_table(update.uploads[partition.folder + name])
+        reference = tmp_path / "reference" / f"{contig}-{bin}.parquet"
+        write_cohort_file(rows, reference)
+        assert written.equals(pq.read_table(reference)), (contig, bin)
+    assert update.rows_added == sum(t.num_rows for t in expected.values())
+
+
+def test_a_per_sample_file_out_of_position_order_is_refused_naming_it(gvcf_lake, tmp_path):
+    rows = pq.read_table(part(gvcf_lake, "variants", "HG00187"))
+    shuffled = tmp_path / "variants.parquet"
+    pq.write_table(rows.take(pa.array(list(range(rows.num_rows))[::-1])), shuffled)
+
+    with pytest.raises(ValueError, match=f"{shuffled}: rows of chr22 are not in position order"):
+        update_cohort(CohortState.empty(), [SampleInput("HG00187", "t1", shuffled, None)], set(), lambda key: None,
+                      tmp_path / "out")
