@@ -12,6 +12,12 @@ from genolake_assets.settings import ENGINES
 _INTEGER = re.compile(r"-?[0-9]{1,18}\Z")  # ASCII digits only: "²".isdigit() is True, int("²") fails
 
 
+def _positive(text: str) -> int:
+    if not _INTEGER.match(text) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
+
+
 def _printable(value) -> str:
     """``value`` for the terminal: control and invisible characters (from a sample name, a VCF value, a
     query result) escaped as ``\\x1b``, ``\\n``, ``\\t``, so they can neither move the cursor nor add a
@@ -150,24 +156,102 @@ def _lookup(args: argparse.Namespace) -> int:
     try:
         markers = [parse_marker(text) for text in args.markers]
         filesystem, root = open_lake(args.lake, endpoint_url=args.endpoint_url, region=args.region)
-        state = read_state(filesystem, root)
+        try:
+            state = read_state(filesystem, root)
+        except FileNotFoundError as missing:  # no cohort table yet: the per-sample tables can answer too
+            return _lookup_per_sample(args, markers, filesystem, root, missing)
     except (ValueError, OSError) as exc:  # a bad marker or location, no cohort table, no access
         print(f"error: {_printable(exc)}", file=sys.stderr)
         return 2
     settings = ReaderSettings(pre_buffer=not args.no_pre_buffer, range_size_limit=args.range_size_limit,
                               hole_size_limit=args.hole_size_limit)
     result = lookup(markers, state, filesystem, root, settings)
-    if args.json:
-        for row in result.table.to_pylist():
-            print(json.dumps(row))
-    else:
-        print("\t".join(LOOKUP_COLUMNS))
-        for row in result.table.select(list(LOOKUP_COLUMNS)).to_pylist():
-            print("\t".join(_printable(row[name]) for name in LOOKUP_COLUMNS))
+    _print_lookup(result.table, args.json)
     print(f"{len(state.samples):,} samples x {len(markers)} markers: {result.files_opened} files opened, "
           f"{result.row_groups_read} of {result.row_groups_total} row groups read, "
           f"{result.bytes_read:,} bytes read in {result.read_requests} reads, {result.seconds:.3f} s",
           file=sys.stderr)
+    return 0
+
+
+def _lookup_per_sample(args: argparse.Namespace, markers, filesystem, root: str, missing: FileNotFoundError) -> int:
+    """The same answer from the per-sample tables, for a lake ``genolake convert`` made (slow at scale)."""
+    from genolake_assets.lib.cohort.per_sample_lookup import find_per_sample_tables, lookup_per_sample
+
+    tables = find_per_sample_tables(filesystem, root)
+    local = "://" not in args.lake
+    if not tables:
+        raise FileNotFoundError(f"{missing} (or run `genolake cohort`), and there are no per-sample tables "
+                                "(variants/sample_id=<id>/part-00000.parquet) to answer from either"
+                                + ("; `genolake convert <vcf> <lake>` writes them" if local else ""))
+    faster = f"`genolake cohort {_printable(args.lake)}` builds it" if local else "materialising cohort_variants builds it"
+    print(f"no cohort table in {_printable(args.lake)}: answered from the per-sample tables, which reads every "
+          f"sample's files; {faster} and makes lookups fast", file=sys.stderr)
+    result = lookup_per_sample(markers, tables, filesystem)
+    _print_lookup(result.table, args.json)
+    print(f"{len(tables):,} samples x {len(markers)} markers from the per-sample tables: {result.files_opened} "
+          f"files opened, {result.row_groups_read} of {result.row_groups_total} row groups read, "
+          f"{result.seconds:.3f} s", file=sys.stderr)
+    return 0
+
+
+def _print_lookup(table, as_json: bool) -> None:
+    if as_json:
+        for row in table.to_pylist():
+            print(json.dumps(row))
+        return
+    print("\t".join(LOOKUP_COLUMNS))
+    for row in table.select(list(LOOKUP_COLUMNS)).to_pylist():
+        print("\t".join(_printable(row[name]) for name in LOOKUP_COLUMNS))
+
+
+def _cohort(args: argparse.Namespace) -> int:
+    import time
+    import uuid
+
+    from genolake_assets.lib.cohort.build import ConcurrentWriterError, build_cohort
+    from genolake_assets.lib.cohort.sample_tokens import lake_sample_tokens
+    from genolake_assets.lib.lake.leftovers import STAGING_DIR, remove_dead_staging, staging_name
+    from genolake_assets.resources.lake.local_store import LocalObjectStore
+
+    lake = Path(args.lake_dir)
+    not_a_lake = (f"genolake cohort: {_printable(args.lake_dir)} is not a lake: it has no per-sample tables "
+                  f"(variants/sample_id=<id>/part-00000.parquet); write them with `genolake convert <vcf> "
+                  f"{_printable(args.lake_dir)}`")
+    if (lake / "lake" / "variants").is_dir():  # a genolake home (GENOLAKE_HOME) holds its lake in lake/
+        not_a_lake += f" (a genolake home? its lake is {_printable(str(lake / 'lake'))})"
+    if not lake.is_dir():  # checked first: the store would create the folder
+        print(not_a_lake, file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    store = LocalObjectStore(lake)
+    staging = store.root / STAGING_DIR
+    builds = []
+    try:
+        tokens = lake_sample_tokens(store, store.local_path)
+        if not tokens:
+            print(not_a_lake, file=sys.stderr)
+            return 2
+        remove_dead_staging(staging)
+        # Each update folds at most max_samples_per_run samples (memory); run until every sample is in.
+        limits = {name: value for name, value in (("max_files", args.max_files_per_partition),
+                                                  ("max_samples", args.max_samples_per_run)) if value}
+        while not builds or builds[-1].samples_pending:
+            builds.append(build_cohort(store, store.local_path, staging / staging_name(uuid.uuid4().hex), tokens,
+                                       log=lambda message: print(message, file=sys.stderr), **limits))
+    except (ValueError, OSError, ConcurrentWriterError) as exc:  # a bad per-sample file, a full disk, ...
+        print(f"genolake cohort: {_printable(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        try:
+            staging.rmdir()  # only when empty: a conversion may be staging there
+        except OSError:
+            pass
+    last = builds[-1]
+    print(f"cohort table of {_printable(args.lake_dir)} (version {last.state.version}): "
+          f"{len(last.state.samples):,} samples ({sum(b.samples_added for b in builds):,} added, "
+          f"{sum(b.samples_reconverted for b in builds):,} re-converted), {last.rows:,} rows, "
+          f"{len(last.state.partitions):,} partitions, {last.files:,} files, {time.perf_counter() - started:.2f} s")
     return 0
 
 
@@ -295,11 +379,29 @@ def build_parser() -> argparse.ArgumentParser:
                       help="delete the home first (only a genolake home: one the demo made, marked .genolake-home)")
     demo.set_defaults(run=_demo)
 
+    cohort = commands.add_parser(
+        "cohort", help="build or update the locus-ordered cohort table of a lake directory, without Dagster",
+        description="Folds every sample whose per-sample tables are in <lake-dir> (written by `genolake convert`, "
+                    "or by the Dagster ingest) into the cohort table (cohort/ and the manifest "
+                    "registry/cohort/state.json), as the cohort_variants asset does: new or re-converted samples "
+                    "only, so running it again after converting another sample adds just that one. Then "
+                    "`genolake lookup` reads only the cohort partition of each marker.")
+    cohort.add_argument("lake_dir", help="the lake directory (the one given to genolake convert)")
+    # Defaults (None) are the cohort_variants asset's, lib/cohort/layout.py: not imported here, so --help stays quick.
+    cohort.add_argument("--max-files-per-partition", type=_positive, default=None, metavar="N",
+                        help="compact a partition once it has more files (default: the asset's, 8)")
+    cohort.add_argument("--max-samples-per-run", type=_positive, default=None, metavar="N",
+                        help="samples folded in per update, which bounds memory; updates repeat until every "
+                             "sample is in (default: the asset's, 500)")
+    cohort.set_defaults(run=_cohort)
+
     lookup = commands.add_parser(
         "lookup", help="every sample's genotype at a few markers, from the cohort table",
         description="Reads registry/cohort/state.json and, per marker, only the row groups of the one cohort "
                     "partition that can hold it. Prints a TSV (or JSON lines) with one row per marker and "
-                    "sample; status is variant, other_allele, hom_ref or no_call. A summary goes to stderr.")
+                    "sample; status is variant, other_allele, hom_ref or no_call. A summary goes to stderr. "
+                    "A lake without a cohort table is answered from its per-sample tables (the same answers, "
+                    "slower as samples are added; `genolake cohort` builds the table).")
     lookup.add_argument("lake", help="the lake directory or s3://bucket/prefix")
     lookup.add_argument("markers", nargs="+", metavar="MARKER",
                         help="CONTIG:POS or CONTIG:POS:REF:ALT (chr22 and 22 both match)")

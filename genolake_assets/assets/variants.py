@@ -9,11 +9,9 @@ holding a re-converted sample, are compacted into a new generation folder. Every
 visible at once when the manifest (``registry/cohort/state.json``) is replaced. See docs/cohort-layout.md.
 """
 
-import shutil
 import time
 
 import dagster as dg
-import pyarrow.parquet as pq
 from pydantic import Field
 
 from genolake_assets.assets.shared import (
@@ -33,6 +31,7 @@ from genolake_assets.assets.shared import (
     table_name,
     table_schema,
 )
+from genolake_assets.lib.cohort.build import ConcurrentWriterError, build_cohort
 from genolake_assets.lib.cohort.layout import (
     COHORT_COLUMNS,
     COHORT_PREFIX,
@@ -40,12 +39,8 @@ from genolake_assets.lib.cohort.layout import (
     DEFAULT_MAX_FILES_PER_PARTITION,
     DEFAULT_MAX_SAMPLES_PER_RUN,
     STATE_KEY,
-    CohortState,
-    SampleInput,
-    unlisted_keys,
-    update_cohort,
 )
-from genolake_assets.lib.lake.layout import SAMPLES_TABLE_KEY, partition_key
+from genolake_assets.lib.cohort.sample_tokens import samples_table_tokens
 from genolake_assets.lib.vcf.publish import PublishedSample, convert_and_publish
 from genolake_assets.lib.vcf.schema import REFERENCE_BLOCKS, VARIANT_COLUMNS, VARIANTS
 from genolake_assets.resources.catalog.catalog import Catalog
@@ -205,28 +200,7 @@ class CohortConfig(dg.Config):
 
 def _sample_tokens(lake: LakeResource) -> dict[str, str]:
     """sample_id → version token of every sample whose tables are in the lake, from the samples table."""
-    store = lake.store()
-    if not store.exists(SAMPLES_TABLE_KEY):
-        return {}
-    rows = pq.read_table(lake.local_copy(SAMPLES_TABLE_KEY),
-                         columns=["sample_id", "converted_at", "sha256", "engine_version"]).to_pylist()
-    # A quarantined re-upload keeps describing the version still served, so its token does not move.
-    # converted_at has one-second resolution: a re-conversion of the same file by the same engine in
-    # the same second produced the same rows, so missing it changes nothing.
-    return {r["sample_id"]: f"{r['converted_at']}|{r['sha256']}|{r['engine_version']}"
-            for r in rows if r["converted_at"]}
-
-
-def _load_state(store) -> CohortState:
-    return CohortState.from_json(store.read_bytes(STATE_KEY)) if store.exists(STATE_KEY) else CohortState.empty()
-
-
-def _sample_input(lake: LakeResource, sample_id: str, token: str) -> SampleInput:
-    paths = {}
-    for table in (VARIANTS, REFERENCE_BLOCKS):
-        key = partition_key(table, sample_id)
-        paths[table] = lake.local_copy(key) if lake.store().exists(key) else None
-    return SampleInput(sample_id, token, paths[VARIANTS], paths[REFERENCE_BLOCKS])
+    return samples_table_tokens(lake.store(), lake.local_copy)
 
 
 @dg.asset(
@@ -243,32 +217,13 @@ def cohort_variants(context: dg.AssetExecutionContext, config: CohortConfig, lak
                     catalog: Catalog) -> dg.MaterializeResult:
     started = time.perf_counter()
     store = lake.store()
-    state = _load_state(store)
-    tokens = _sample_tokens(lake)
-    changed = sorted(s for s, t in tokens.items() if state.samples.get(s) != t)
-    batch = changed[:config.max_samples_per_run]
-    drop = {s for s in batch if s in state.samples}
-    # One writer at a time (the cohort_writer pool): anything the manifest does not list is a dead writer's.
-    orphans = unlisted_keys(state, (obj.key for obj in store.list_objects(COHORT_PREFIX)))
-    for key in orphans:
-        store.delete(key)
-    if orphans:
-        context.log.warning(f"removed {len(orphans)} cohort file(s) an interrupted run left, e.g. {orphans[0]}")
-    work = lake.scratch / "cohort" / context.run_id
     try:
-        update = update_cohort(state, [_sample_input(lake, s, tokens[s]) for s in batch], drop,
-                               fetch=lake.local_copy, out_dir=work, max_files=config.max_files_per_partition)
-        for key, path in update.uploads.items():
-            store.upload(path, key)
-        if _load_state(store).version != state.version:
-            raise dg.Failure(f"{STATE_KEY} changed while this run worked (another writer); nothing was published, "
-                             "re-run to fold the samples in")
-        # The manifest is the switch: written last, in one replace.
-        store.write_bytes(STATE_KEY, update.state.to_json())
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    for folder in state.retired:  # unused since the previous version: no reader can still hold them
-        store.delete_prefix(folder)
+        built = build_cohort(store, lake.local_copy, lake.scratch / "cohort" / context.run_id, _sample_tokens(lake),
+                             max_files=config.max_files_per_partition, max_samples=config.max_samples_per_run,
+                             log=context.log.warning)
+    except ConcurrentWriterError as error:
+        raise dg.Failure(str(error)) from error
+    update = built.update
     new_state = update.state
     registration = catalog.register_file_set(
         COHORT_TABLE, COHORT_SCHEMA, PARTITION_KEYS,
@@ -277,13 +232,13 @@ def cohort_variants(context: dg.AssetExecutionContext, config: CohortConfig, lak
     return dg.MaterializeResult(metadata={
         "table": COHORT_TABLE, TABLE_NAME: table_name(catalog, COHORT_TABLE),
         "version": new_state.version, "samples": len(new_state.samples),
-        "samples_added": len(batch) - len(drop), "samples_reconverted": len(drop),
-        "samples_pending": len(changed) - len(batch),
+        "samples_added": built.samples_added, "samples_reconverted": built.samples_reconverted,
+        "samples_pending": built.samples_pending,
         "rows": rows, ROW_COUNT: rows, "rows_added": update.rows_added, "rows_removed": update.rows_removed,
         "partitions": len(new_state.partitions), "files": registration.files,
         "appended_partitions": len(update.appended_partitions), "compacted_partitions": len(update.compacted_partitions),
-        "bytes_written": update.bytes_written, "retired_folders_deleted": len(state.retired),
-        "interrupted_run_files_removed": len(orphans),
+        "bytes_written": update.bytes_written, "retired_folders_deleted": built.retired_folders_deleted,
+        "interrupted_run_files_removed": len(built.orphans_removed),
         "manifest": link(store.uri(STATE_KEY)), URI: link(store.uri(COHORT_PREFIX.rstrip("/"))),
         "seconds": round(time.perf_counter() - started, 2),
         COLUMN_SCHEMA: table_schema(registration.columns, COHORT_COLUMNS),
