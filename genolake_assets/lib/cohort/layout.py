@@ -28,7 +28,8 @@ from genolake_assets.lib.cohort.state import (
     BIN_SIZE, COHORT_PREFIX, STATE_KEY, CohortState, PartitionState, contig_folder_name, parse_folder, partition_folder,
     partition_key,
 )
-from genolake_assets.lib.cohort.sweep import PartitionStream, SortedFile, partitions_in_order
+from genolake_assets.lib.cohort import sweep
+from genolake_assets.lib.cohort.sweep import PartitionStream, SortedFile, merged_passes, partitions_in_order, spill
 from genolake_assets.lib.lake.identifiers import require_safe_sample_id
 from genolake_assets.lib.lake.parquet_output import DELTA_COLUMNS, ZSTD_LEVEL
 from genolake_assets.lib.lake.registry import SAMPLE_COLUMNS
@@ -230,8 +231,9 @@ def _to_cohort_rows(sample_id: str, kind: str, bin_size: int) -> Callable[[pa.Ta
     return convert
 
 
-def _new_partitions(samples: list[SampleInput], bin_size: int) -> Iterator[tuple[str, int, pa.Table]]:
-    """The new samples' rows, one (contig, bin) partition at a time in sorted order (lib/cohort/sweep.py)."""
+def _new_partitions(samples: list[SampleInput], bin_size: int, scratch: Path) -> Iterator[tuple[str, int, pa.Table]]:
+    """The new samples' rows, one (contig, bin) partition at a time in sorted order (lib/cohort/sweep.py):
+    read together when they are few, else in passes of ``SAMPLES_PER_PASS`` spilled to ``scratch``."""
     files = [(sample, kind, SortedFile(path, SOURCE_COLUMNS)) for sample in samples
              for kind, path in ((VARIANT, sample.variants_path), (REFERENCE_BLOCK, sample.reference_blocks_path))
              if path is not None]
@@ -239,11 +241,22 @@ def _new_partitions(samples: list[SampleInput], bin_size: int) -> Iterator[tuple
     for contig in contigs:
         partition_folder(contig, 0, 1)  # refuse unusable contigs before anything is written
 
-    def streams_of(contig: str) -> list[PartitionStream]:
-        return [PartitionStream(file, contig, _to_cohort_rows(sample.sample_id, kind, bin_size), bin_size)
-                for sample, kind, file in files if contig in file.groups_of]
+    def one_pass(chosen: set[str]) -> Iterator[tuple[str, int, pa.Table]]:
+        def streams_of(contig: str) -> list[PartitionStream]:
+            return [PartitionStream(file, contig, _to_cohort_rows(sample.sample_id, kind, bin_size), bin_size)
+                    for sample, kind, file in files if contig in file.groups_of and sample.sample_id in chosen]
 
-    return partitions_in_order(streams_of, contigs, bin_size)
+        return partitions_in_order(streams_of, contigs, bin_size)
+
+    ids = [sample.sample_id for sample in samples]
+    if len(ids) <= sweep.SAMPLES_PER_PASS:
+        return one_pass(set(ids))
+    passes = [set(ids[start:start + sweep.SAMPLES_PER_PASS]) for start in range(0, len(ids), sweep.SAMPLES_PER_PASS)]
+    spilled = []
+    for number, chosen in enumerate(passes):
+        path = scratch / f"pass-{number:05d}.arrow"
+        spilled.append((path, spill(one_pass(chosen), path)))
+    return merged_passes(spilled)
 
 
 def _merged(existing: list[tuple[str, int]], new: Iterator[tuple[str, int, pa.Table]]
@@ -357,7 +370,7 @@ def update_cohort(state: CohortState, new_samples: list[SampleInput], drop: set[
     does not say which samples a partition holds.
     """
     _check_samples(state, new_samples, drop, max_files)
-    new_partitions = _new_partitions(new_samples, state.bin_size)
+    new_partitions = _new_partitions(new_samples, state.bin_size, Path(out_dir) / "_passes")
     dropped = pa.array(sorted(set(drop) & set(state.samples)), pa.string())
     samples = {k: v for k, v in state.samples.items() if k not in drop}
     samples.update({s.sample_id: s.token for s in new_samples})

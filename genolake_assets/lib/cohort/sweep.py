@@ -131,3 +131,49 @@ def partitions_in_order(streams_of: Callable[[str], list[PartitionStream]], cont
             if parts:
                 yield contig, bin, pa.concat_tables(parts)
             bin = min((b for s in streams if (b := s.next_bin()) is not None), default=None)
+
+
+SAMPLES_PER_PASS = 8
+"""Samples read together. Each open sample costs ~25 MB of reader buffers, so a run of more samples
+reads them in passes of this many, spills each pass's partitions to a local file (Arrow IPC, lz4) and
+merges the passes partition by partition: memory stays that of one pass whatever the run's size."""
+
+
+def spill(partitions: Iterator[tuple[str, int, pa.Table]], path: Path) -> list[tuple[str, int]]:
+    """Write ``partitions`` to ``path``, one or more record batches each; the (contig, bin) of every batch."""
+    keys: list[tuple[str, int]] = []
+    options = pa.ipc.IpcWriteOptions(compression="lz4")
+    writer = None
+    try:
+        for contig, bin, rows in partitions:
+            if writer is None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                writer = pa.ipc.new_file(str(path), rows.schema, options=options)
+            for batch in rows.combine_chunks().to_batches():  # one batch: a partition is a slice per stream
+                writer.write_batch(batch)
+                keys.append((contig, bin))
+    finally:
+        if writer is not None:
+            writer.close()
+    return keys
+
+
+def merged_passes(spilled: list[tuple[Path, list[tuple[str, int]]]],
+                  contig_order: Callable[[str], object] = str) -> Iterator[tuple[str, int, pa.Table]]:
+    """The spilled passes' partitions in (contig, bin) order, each partition's rows in pass order."""
+    readers = [(pa.ipc.open_file(pa.OSFile(str(path))), keys) for path, keys in spilled if keys]
+    batches_of: list[dict[tuple[str, int], list[int]]] = []
+    for _, keys in readers:
+        index: dict[tuple[str, int], list[int]] = {}
+        for position, key in enumerate(keys):
+            index.setdefault(key, []).append(position)
+        batches_of.append(index)
+    every_key = sorted({key for index in batches_of for key in index}, key=lambda k: (contig_order(k[0]), k[1]))
+    try:
+        for contig, bin in every_key:
+            batches = [reader.get_batch(position) for (reader, _), index in zip(readers, batches_of, strict=True)
+                       for position in index.get((contig, bin), [])]
+            yield contig, bin, pa.Table.from_batches(batches)
+    finally:
+        for path, _ in spilled:
+            path.unlink(missing_ok=True)

@@ -431,16 +431,20 @@ def test_state_json_rejects_unsafe_content(gvcf_lake, tmp_path, tamper):
         CohortState.from_json(json.dumps(document))
 
 
+@pytest.mark.parametrize("samples_per_pass", [8, 1], ids=["one pass", "a pass per sample, spilled and merged"])
 def test_streamed_partitions_equal_the_whole_samples_rows_with_tiny_batches_across_contigs(gvcf_lake, tmp_path,
-                                                                                          monkeypatch):
+                                                                                          monkeypatch,
+                                                                                          samples_per_pass):
     """The update reads samples forward in batches (lib/cohort/sweep.py): with 7-row batches, 50-row row groups
     that span two contigs (a second contig in file order before the first's name) and blocks cut at 10 kb bins,
-    every partition file holds exactly the rows, in the order, that whole-sample tables give."""
+    every partition file holds exactly the rows, in the order, that whole-sample tables give; also when the
+    samples are read in passes spilled to disk and merged."""
     from genolake_assets.lib.cohort import sweep
 
     monkeypatch.setattr(sweep, "BATCH_ROWS", 7)
+    monkeypatch.setattr(sweep, "SAMPLES_PER_PASS", samples_per_pass)
     samples = []
-    for sample in ("HG00187", "NA12249"):
+    for sample in ("HG00187", "NA12249", "HG01377"):
         paths = {}
         for table in ("variants", "reference_blocks"):
             rows = pq.read_table(part(gvcf_lake, table, sample))
@@ -467,6 +471,7 @@ def test_streamed_partitions_equal_the_whole_samples_rows_with_tiny_batches_acro
         write_cohort_file(rows, reference)
         assert written.equals(pq.read_table(reference)), (contig, bin)
     assert update.rows_added == sum(t.num_rows for t in expected.values())
+    assert not list((tmp_path / "out").rglob("*.arrow"))  # the spilled passes are gone once merged
 
 
 def test_a_per_sample_file_out_of_position_order_is_refused_naming_it(gvcf_lake, tmp_path):
