@@ -38,15 +38,16 @@ def contigs_of_row_groups(file: pq.ParquetFile) -> list[set[str]]:
 
 
 class SortedFile:
-    """One per-sample Parquet file opened for reading contig by contig."""
+    """One per-sample Parquet file, read contig by contig. Only the row groups of each contig are kept
+    between reads; the file itself is opened while a contig is read (an open file's metadata is ~1 MB)."""
 
     def __init__(self, path: Path, columns: tuple[str, ...]):
         self.path = path
-        self.file = pq.ParquetFile(path, buffer_size=1 << 20)
-        present = set(self.file.schema_arrow.names)
+        opened = pq.ParquetFile(path)
+        present = set(opened.schema_arrow.names)
         self.columns = [name for name in columns if name in present]
         self.groups_of: dict[str, list[int]] = {}
-        in_groups = contigs_of_row_groups(self.file)
+        in_groups = contigs_of_row_groups(opened)
         for group, contigs in enumerate(in_groups):
             for contig in contigs:
                 self.groups_of.setdefault(contig, []).append(group)
@@ -56,7 +57,8 @@ class SortedFile:
         """The file's rows of ``contig``, in file order, at most ``BATCH_ROWS`` at a time."""
         groups = self.groups_of.get(contig, [])
         shared = any(group in self.shared_groups for group in groups)
-        for batch in self.file.iter_batches(batch_size=BATCH_ROWS, row_groups=groups, columns=self.columns):
+        opened = pq.ParquetFile(self.path)
+        for batch in opened.iter_batches(batch_size=BATCH_ROWS, row_groups=groups, columns=self.columns):
             table = pa.Table.from_batches([batch])
             if shared:  # a row group where one contig ends and the next begins
                 table = table.filter(pc.equal(table["contig"], contig))
