@@ -233,7 +233,7 @@ def _cohort(args: argparse.Namespace) -> int:
             print(not_a_lake, file=sys.stderr)
             return 2
         remove_dead_staging(staging)
-        # Each update folds at most max_samples_per_run samples (memory); run until every sample is in.
+        # Each update folds at most max_samples_per_run samples; run until every sample is in.
         limits = {name: value for name, value in (("max_files", args.max_files_per_partition),
                                                   ("max_samples", args.max_samples_per_run)) if value}
         while not builds or builds[-1].samples_pending:
@@ -391,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     cohort.add_argument("--max-files-per-partition", type=_positive, default=None, metavar="N",
                         help="compact a partition once it has more files (default: the asset's, 8)")
     cohort.add_argument("--max-samples-per-run", type=_positive, default=None, metavar="N",
-                        help="samples folded in per update, which bounds memory; updates repeat until every "
+                        help="samples folded in per update (bounds an update's time; memory does not grow with it); updates repeat until every "
                              "sample is in (default: the asset's, 500)")
     cohort.set_defaults(run=_cohort)
 

@@ -194,7 +194,8 @@ PARTITION_KEYS = ["contig", "bin"]
 
 class CohortConfig(dg.Config):
     max_files_per_partition: int = Field(default=DEFAULT_MAX_FILES_PER_PARTITION, description="Compact a partition once it has more files")
-    max_samples_per_run: int = Field(default=DEFAULT_MAX_SAMPLES_PER_RUN, description="New samples folded in per run (bounds memory); "
+    max_samples_per_run: int = Field(default=DEFAULT_MAX_SAMPLES_PER_RUN, description="New samples folded in per run (bounds a run's time "
+                                                              "and scratch disk; memory does not grow with it); "
                                                               "the rest follow in the next run")
 
 
