@@ -29,8 +29,8 @@ from pathlib import Path
 BENCHMARKS_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCHMARKS_DIR))
 
-from make_wgs_gvcf import DEFAULT_WORK_DIR, ensure_wgs_gvcf  # noqa: E402
-from measure import peak_rss_method, run_child  # noqa: E402
+from make_wgs_gvcf import DEFAULT_WORK_DIR, ensure_wgs_gvcf
+from measure import peak_rss_method, run_child
 
 LOOKUP_MARKERS = (1, 10, 100)
 SAMPLE_PREFIX = "WGS"

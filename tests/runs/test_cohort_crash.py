@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -24,6 +23,7 @@ from genolake_assets.lib.cohort.state import STATE_KEY, CohortState
 from genolake_assets.resources.profile import build_resources
 from genolake_assets.run_recovery import fail_dead_runs
 from tests.pipeline.helpers import ingest, refresh_tables, tick
+from tests.runs.helpers import wait_for_marker
 
 REPO = Path(__file__).resolve().parents[2]
 COHORT_RUN = textwrap.dedent('''
@@ -100,11 +100,7 @@ def test_a_cohort_update_killed_mid_upload_recovers_on_the_next_run(tmp_path, la
     shutil.copytree(lake_home, uninterrupted)
 
     killed = cohort_run(tmp_path, "killed.marker", pause=600)
-    deadline = time.monotonic() + 300
-    while not (tmp_path / "killed.marker").exists():
-        assert killed.poll() is None, killed.stderr.read().decode()[-2000:]
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_for_marker(killed, tmp_path / "killed.marker")
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     assert folder_rows(lake) > manifest_rows(lake), "the kill should leave an uploaded file the manifest lacks"

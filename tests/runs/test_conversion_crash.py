@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -25,6 +24,7 @@ from genolake_assets.lib.lake.records import load_record
 from genolake_assets.resources.profile import build_resources
 from genolake_assets.run_recovery import fail_dead_runs, remove_dead_runs_scratch
 from tests.pipeline.helpers import ingest, tick
+from tests.runs.helpers import wait_for_marker
 
 REPO = Path(__file__).resolve().parents[2]
 POOL = "genolake_conversion"
@@ -91,11 +91,7 @@ def test_an_ingest_run_killed_while_publishing_recovers_and_equals_an_uninterrup
     shutil.copytree(lake_home, uninterrupted)
 
     killed = ingest_run(tmp_path, "killed.marker", pause=600)
-    deadline = time.monotonic() + 300
-    while not (tmp_path / "killed.marker").exists():
-        assert killed.poll() is None, killed.stderr.read().decode()[-2000:]
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_for_marker(killed, tmp_path / "killed.marker")
     with dg.DagsterInstance.get() as instance:
         [holder] = [slot.run_id for slot in instance.event_log_storage.get_concurrency_info(POOL).claimed_slots]
     killed.send_signal(signal.SIGKILL)

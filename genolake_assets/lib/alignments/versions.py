@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from genolake_assets.lib.lake.layout import RAW_BAM_PREFIX, compression_result_key, cram_key
 from genolake_assets.lib.lake.identifiers import require_safe_sample_id
+from genolake_assets.lib.lake.layout import RAW_BAM_PREFIX, compression_result_key, cram_key
 
 
 def raw_copies(store, alignment_id: str) -> dict[str, str]:

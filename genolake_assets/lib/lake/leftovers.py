@@ -29,7 +29,7 @@ def staging_name(unique: str) -> str:
 
 def writer_pid(name: str) -> int | None:
     """The pid a leftover's name carries (``.tmp-<pid>-…`` or ``<pid>-…``), or None for older names."""
-    rest = name[len(TEMP_FILE_PREFIX):] if name.startswith(TEMP_FILE_PREFIX) else name
+    rest = name.removeprefix(TEMP_FILE_PREFIX)
     pid = rest.split("-", 1)[0]
     return int(pid) if pid.isdigit() and "-" in rest else None
 
@@ -50,7 +50,7 @@ def process_alive(pid: int, since: float) -> bool:
 def process_start_time(pid: int) -> float | None:
     """Seconds since the epoch at which ``pid`` started (Linux /proc), or None where that cannot be read."""
     try:
-        stat = open(f"/proc/{pid}/stat").read()  # noqa: PTH123, SIM115 - one short read
+        stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115 - one short read
         with open("/proc/stat") as handle:
             boot = next(float(line.split()[1]) for line in handle if line.startswith("btime "))
     except (OSError, StopIteration, ValueError):
