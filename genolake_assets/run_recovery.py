@@ -12,6 +12,8 @@ later process is told apart by its start time. Used by ``genolake demo`` before 
 from __future__ import annotations
 
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,14 +182,30 @@ def wait_for_free_pools(instance: dg.DagsterInstance, pools: set[str], echo, *, 
     saying which run holds the pool. A holder whose process died is marked failed on the way."""
     started = time.monotonic()
     said_at = None
-    while True:
-        for dead in fail_dead_runs(instance):
-            echo(f"recovered: {dead.describe()}")
-        holders = pool_holders(instance, pools)
-        if not holders:
-            return time.monotonic() - started
-        if said_at is None or time.monotonic() - said_at >= say_every_seconds:
-            said_at = time.monotonic()
-            echo("waiting for " + "; ".join(f"pool {pool}: held by run {run.run_id[:8]} of {run.job_name} "
-                                           f"({run.status.value})" for pool, run in sorted(holders.items())))
-        time.sleep(poll_seconds)
+    previous = _default_sigterm()
+    try:
+        while True:
+            for dead in fail_dead_runs(instance):
+                echo(f"recovered: {dead.describe()}")
+            holders = pool_holders(instance, pools)
+            if not holders:
+                return time.monotonic() - started
+            if said_at is None or time.monotonic() - said_at >= say_every_seconds:
+                said_at = time.monotonic()
+                echo("waiting for " + "; ".join(f"pool {pool}: held by run {run.run_id[:8]} of {run.job_name} "
+                                               f"({run.status.value})" for pool, run in sorted(holders.items())))
+            time.sleep(poll_seconds)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _default_sigterm():
+    """Make SIGTERM end this process while it waits; returns the handler to put back (None off the main thread).
+
+    Every ``execute_in_process`` leaves SIGTERM handled like SIGINT (Dagster's ``capture_interrupts`` maps one
+    to the other on its way out), and a process started in the background has SIGINT ignored, so after its
+    first run SIGTERM would be ignored too."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, signal.SIG_DFL)
