@@ -73,12 +73,7 @@ def cohort_run(tmp_path: Path, name: str, pause: float) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_a_cohort_update_killed_mid_upload_recovers_on_the_next_run(tmp_path, lake_home, monkeypatch, land,
-                                                                     data_vcf):
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nconcurrency:\n  pools:\n"
-                                               "    default_limit: 1\n")
-    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+                                                                     data_vcf, pooled_dagster_home):
     resources = build_resources()
     lake = lake_home / "lake"
     with dg.DagsterInstance.get() as instance:

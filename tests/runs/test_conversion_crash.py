@@ -74,12 +74,8 @@ def leftovers(home: Path) -> list[Path]:
 
 @pytest.mark.slow
 def test_an_ingest_run_killed_while_publishing_recovers_and_equals_an_uninterrupted_run(tmp_path, lake_home,
-                                                                                         monkeypatch, land, data_vcf):
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nconcurrency:\n  pools:\n"
-                                               "    default_limit: 1\n")
-    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+                                                                                         monkeypatch, land, data_vcf,
+                                                                                         pooled_dagster_home):
     resources = build_resources()
     with dg.DagsterInstance.get() as instance:
         for sample in ("HG00187", SAMPLE):

@@ -41,13 +41,9 @@ CHILD = textwrap.dedent('''
 
 
 @pytest.fixture
-def dagster_home(tmp_path, monkeypatch):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
+def dagster_home(pooled_dagster_home, tmp_path):
     (tmp_path / "child.py").write_text(CHILD)
-    return home
+    return pooled_dagster_home
 
 
 def start_run(tmp_path: Path, name: str, seconds: float, pool: str = POOL) -> tuple[subprocess.Popen, Path]:
