@@ -20,6 +20,7 @@ if str(_ROOT) not in sys.path:  # `python deploy/template.py` from a checkout
 
 from genolake_assets.lib.lake.layout import (
     ATHENA_RESULTS_PREFIX,
+    COHORT_PREFIX,
     COMPRESSION_RESULTS_PREFIX as RESULTS_PREFIX,
     CRAM_PREFIX,
     EMR_CODE_PREFIX as CODE_PREFIX,
@@ -30,6 +31,7 @@ from genolake_assets.lib.lake.layout import (
     REFERENCE_BLOCKS_TABLE,
     REFERENCES_PREFIX,
     REGISTRY_PREFIX,
+    STAGING_COHORT_PREFIX,
     STAGING_CONVERT_PREFIX,
     VARIANTS_TABLE,
     WORK_ORDERS_PREFIX,
@@ -482,7 +484,9 @@ def catalog_resources() -> dict:
 
 def emr_resources() -> dict:
     read_prefixes = (RAW_VCF_PREFIX, CODE_PREFIX)
-    write_prefixes = (VARIANTS_PREFIX, REFERENCE_BLOCKS_PREFIX, REGISTRY_PREFIX, EMR_LOGS_PREFIX, STAGING_CONVERT_PREFIX)
+    # cohort/ and staging/cohort/: the Spark cohort update (spark/cohort_update.py) writes partition files
+    write_prefixes = (VARIANTS_PREFIX, REFERENCE_BLOCKS_PREFIX, REGISTRY_PREFIX, EMR_LOGS_PREFIX, STAGING_CONVERT_PREFIX,
+                      COHORT_PREFIX, STAGING_COHORT_PREFIX)
     instance_statements = [
         {
             "Sid": "ListLakePrefixes", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": BUCKET_ARN,
@@ -546,8 +550,8 @@ def emr_resources() -> dict:
         "EmrJobRole": {
             "Type": "AWS::IAM::Role",
             "Properties": {
-                "Description": "EMR cluster instances (Hail conversion): read raw/vcf/ and code/, write variants/, "
-                               "reference_blocks/, registry/ and the cluster logs",
+                "Description": "EMR cluster instances (Hail conversion, Spark cohort update): read raw/vcf/ and "
+                               "code/, write variants/, reference_blocks/, registry/, cohort/ and the cluster logs",
                 # EC2 sends no aws:SourceArn/SourceAccount when an instance assumes its profile's role
                 "AssumeRolePolicyDocument": assume_role("ec2.amazonaws.com"),
                 "Policies": [{"PolicyName": "genolake-emr-job",

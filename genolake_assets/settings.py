@@ -12,6 +12,7 @@ from genolake_assets.lib.clinvar.fetch import DEFAULT_MAX_BYTES, DEFAULT_MAX_SEC
 
 PROFILES = ("local", "aws")
 ENGINES = ("arrow", "hail")
+COHORT_ENGINES = ("in-process", "spark")
 HAIL_INSTALLS = ("bootstrap", "custom_ami")
 PSEUDONYMISE_VARIABLE = "GENOLAKE_PSEUDONYMISE"
 PSEUDONYM_KEY_VARIABLE = "GENOLAKE_PSEUDONYM_KEY"
@@ -51,6 +52,9 @@ class Settings:
     here: it is read when ids are minted (:func:`pseudonym_key_text`), so it is in no config or repr."""
     engine: str = "arrow"
     """``GENOLAKE_ENGINE``: the VCF → Parquet engine, ``arrow`` (in-process) or ``hail`` (EMR in aws)."""
+    cohort_engine: str = "in-process"
+    """``GENOLAKE_COHORT_ENGINE``: where the cohort update runs, ``in-process`` or ``spark`` (local Spark in the
+    local profile, a transient EMR cluster in aws; docs/cohort-layout.md)."""
     regions_bed: str | None = None
     """``GENOLAKE_REGIONS_BED``: Hail engine only: convert only records whose position lies in this BED file's
     intervals (a path locally, an s3:// URI on EMR)."""
@@ -146,6 +150,7 @@ def _engine_settings() -> dict:
     samples_per_run()  # refused here, at start-up, if malformed
     return {
         "engine": _choice("GENOLAKE_ENGINE", ENGINES, "arrow"),
+        "cohort_engine": _choice("GENOLAKE_COHORT_ENGINE", COHORT_ENGINES, "in-process"),
         "regions_bed": _text("GENOLAKE_REGIONS_BED"),
         "emr_release_label": _text("GENOLAKE_EMR_RELEASE_LABEL"),
         "emr_subnet_id": _text("GENOLAKE_EMR_SUBNET_ID"),

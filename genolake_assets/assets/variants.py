@@ -44,6 +44,7 @@ from genolake_assets.lib.cohort.sample_tokens import samples_table_tokens
 from genolake_assets.lib.vcf.publish import PublishedSample, convert_and_publish
 from genolake_assets.lib.vcf.schema import REFERENCE_BLOCKS, VARIANT_COLUMNS, VARIANTS
 from genolake_assets.resources.catalog.catalog import Catalog
+from genolake_assets.resources.cohort.engine import CohortEngine
 from genolake_assets.resources.conversion.engine import ConverterResource
 from genolake_assets.resources.lake.lake import LakeResource
 
@@ -215,13 +216,13 @@ def _sample_tokens(lake: LakeResource) -> dict[str, str]:
                 "readers switch at once via the manifest registry/cohort/state.json.",
 )
 def cohort_variants(context: dg.AssetExecutionContext, config: CohortConfig, lake: LakeResource,
-                    catalog: Catalog) -> dg.MaterializeResult:
+                    catalog: Catalog, cohort_engine: CohortEngine) -> dg.MaterializeResult:
     started = time.perf_counter()
     store = lake.store()
     try:
         built = build_cohort(store, lake.local_copy, lake.scratch / "cohort" / context.run_id, _sample_tokens(lake),
                              max_files=config.max_files_per_partition, max_samples=config.max_samples_per_run,
-                             log=context.log.warning)
+                             log=context.log.warning, updater=cohort_engine.updater(context, context.log.info))
     except ConcurrentWriterError as error:
         raise dg.Failure(str(error)) from error
     update = built.update
@@ -231,7 +232,7 @@ def cohort_variants(context: dg.AssetExecutionContext, config: CohortConfig, lak
         {(p.contig, str(p.bin)): new_state.live_keys(p) for p in new_state.partitions.values()})
     rows = sum(p.rows for p in new_state.partitions.values())
     return dg.MaterializeResult(metadata={
-        "table": COHORT_TABLE, TABLE_NAME: table_name(catalog, COHORT_TABLE),
+        "table": COHORT_TABLE, TABLE_NAME: table_name(catalog, COHORT_TABLE), "engine": cohort_engine.engine,
         "version": new_state.version, "samples": len(new_state.samples),
         "samples_added": built.samples_added, "samples_reconverted": built.samples_reconverted,
         "samples_pending": built.samples_pending,

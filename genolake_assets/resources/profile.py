@@ -7,6 +7,8 @@ import dagster as dg
 from genolake_assets.lib.transfers.rules import TransferConfig
 from genolake_assets.resources.catalog.duckdb_catalog import DuckDbCatalog
 from genolake_assets.resources.catalog.glue_catalog import GlueCatalog
+from genolake_assets.resources.cohort.emr_spark import EmrSparkCohortEngine
+from genolake_assets.resources.cohort.engine import CohortEngine
 from genolake_assets.resources.compression.batch import AwsBatchCompressionRunner
 from genolake_assets.resources.compression.local import LocalCompressionRunner
 from genolake_assets.resources.conversion.emr_hail import EmrHailConverter
@@ -22,8 +24,8 @@ from genolake_assets.settings import Settings
 
 
 def build_resources(settings: Settings | None = None, transfer_config: TransferConfig | None = None) -> dict:
-    """The resources of ``settings.profile``: keys lake, catalog, sql, converter, compression_runner, file_catalog,
-    transfer."""
+    """The resources of ``settings.profile``: keys lake, catalog, sql, converter, cohort_engine, compression_runner,
+    file_catalog, transfer."""
     settings = settings or Settings.from_env()
     transfer_config = transfer_config or TransferConfig.from_env()
     if settings.profile == "aws" and not settings.s3_bucket:
@@ -48,6 +50,7 @@ def build_resources(settings: Settings | None = None, transfer_config: TransferC
         transfer = DataSyncTransfer(task_arn=transfer_config.task_arn or "", region=settings.region,
                                     endpoint_url=settings.endpoint_url)
         converter = _emr_converter(settings) if settings.engine == "hail" else ConverterResource(engine="arrow")
+        cohort_engine = _emr_cohort_engine(settings) if settings.cohort_engine == "spark" else CohortEngine()
     else:
         database = str(settings.home / "catalog.duckdb")
         catalog = DuckDbCatalog(database=database, lake_root=str(settings.home / "lake"))
@@ -59,7 +62,8 @@ def build_resources(settings: Settings | None = None, transfer_config: TransferC
                                  destination_prefix=transfer_config.destination_prefix,
                                  quiet_seconds=transfer_config.quiet_seconds)
         converter = ConverterResource(engine=settings.engine, regions_bed=settings.regions_bed)
-    return {"lake": lake, "catalog": catalog, "sql": sql, "converter": converter,
+        cohort_engine = CohortEngine(engine=settings.cohort_engine)
+    return {"lake": lake, "catalog": catalog, "sql": sql, "converter": converter, "cohort_engine": cohort_engine,
             "compression_runner": runner, "file_catalog": file_catalog, "transfer": transfer}
 
 
@@ -94,6 +98,18 @@ def _emr_converter(settings: Settings) -> EmrHailConverter:
     return EmrHailConverter(region=settings.region, endpoint_url=settings.endpoint_url, regions_bed=settings.regions_bed,
                             hail_install=settings.hail_install,
                             **{name: value for name, value in given.items() if value is not None})
+
+
+def _emr_cohort_engine(settings: Settings) -> EmrSparkCohortEngine:
+    """The cohort update with Spark on transient EMR clusters, on the same GENOLAKE_EMR_* settings as Hail's."""
+    given = {"release_label": settings.emr_release_label, "subnet_id": settings.emr_subnet_id,
+             "service_role": settings.emr_service_role, "job_flow_role": settings.emr_instance_profile,
+             "security_configuration": settings.emr_security_configuration,
+             "core_instance_count": settings.emr_core_instances, "core_instance_type": settings.emr_instance_type,
+             "custom_ami_id": settings.emr_custom_ami_id}
+    return EmrSparkCohortEngine(region=settings.region, endpoint_url=settings.endpoint_url,
+                                packages_install=settings.hail_install,
+                                **{name: value for name, value in given.items() if value is not None})
 
 
 def _pseudonym_config(settings: Settings) -> dict:

@@ -13,6 +13,7 @@ OVERRIDES = {
     "compression_runner": {"python": "/tmp/evil.sh"},
     "lake": {"pseudonymise": False},
     "converter": {"engine": "hail"},
+    "cohort_engine": {"engine": "spark"},
     "catalog": {"database": "/tmp/other.duckdb"},
     "sql": {"database": "/tmp/other.duckdb"},
     "file_catalog": {"path": "/tmp/other.sqlite"},

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from genolake_assets.lib.cohort.layout import (
     COHORT_PREFIX,
@@ -35,6 +36,23 @@ from genolake_assets.lib.lake.layout import REFERENCE_BLOCKS_TABLE, VARIANTS_TAB
 
 # Beside the manifest; a dot file, which store listings skip.
 WRITER_LOCK_KEY = "registry/cohort/.writer.lock"
+
+
+class CohortUpdater(Protocol):
+    """Computes one update: writes its files (into ``work_dir`` to be uploaded, listed in ``uploads``; or
+    straight into the lake) and returns the next manifest. ``samples`` maps the samples to fold in to their
+    tokens; ``drop`` names those whose rows go first. The in-process one is :func:`update_in_process`; the
+    distributed one runs on Spark (resources/cohort/)."""
+
+    def __call__(self, store, fetch: Callable[[str], Path], state: CohortState, samples: dict[str, str],
+                 drop: set[str], work_dir: Path, max_files: int) -> CohortUpdate: ...
+
+
+def update_in_process(store, fetch: Callable[[str], Path], state: CohortState, samples: dict[str, str],
+                      drop: set[str], work_dir: Path, max_files: int) -> CohortUpdate:
+    """The update in this process (layout.update_cohort), reading the samples' files through ``fetch``."""
+    inputs = [_sample_input(store, fetch, sample_id, token) for sample_id, token in samples.items()]
+    return update_cohort(state, inputs, drop, fetch=fetch, out_dir=work_dir, max_files=max_files)
 
 
 class ConcurrentWriterError(RuntimeError):
@@ -82,7 +100,8 @@ def changed_samples(state: CohortState, tokens: dict[str, str]) -> list[str]:
 def build_cohort(store, fetch: Callable[[str], Path], work_dir: Path, tokens: dict[str, str], *,
                  max_files: int = DEFAULT_MAX_FILES_PER_PARTITION,
                  max_samples: int = DEFAULT_MAX_SAMPLES_PER_RUN,
-                 log: Callable[[str], None] = lambda message: None) -> CohortBuild:
+                 log: Callable[[str], None] = lambda message: None,
+                 updater: CohortUpdater = update_in_process) -> CohortBuild:
     """Fold up to ``max_samples`` changed samples into the cohort table and publish a new version.
 
     Publishes a version even when nothing changed, so the previous version's retired folders go.
@@ -102,10 +121,15 @@ def build_cohort(store, fetch: Callable[[str], Path], work_dir: Path, tokens: di
         if orphans:
             log(f"removed {len(orphans)} cohort file(s) an interrupted run left, e.g. {orphans[0]}")
         try:
-            update = update_cohort(state, [_sample_input(store, fetch, s, tokens[s]) for s in batch], drop,
-                                   fetch=fetch, out_dir=work_dir, max_files=max_files)
+            update = updater(store, fetch, state, {s: tokens[s] for s in batch}, drop, work_dir, max_files)
             for key, path in update.uploads.items():
                 store.upload(path, key)
+            strays = _stray_keys(store, state, update.state)
+            for key in strays:
+                store.delete(key)
+            if strays:
+                log(f"removed {len(strays)} cohort file(s) the update wrote but does not list (a retried task's), "
+                    f"e.g. {strays[0]}")
             if load_state(store).version != state.version:
                 raise ConcurrentWriterError(f"{STATE_KEY} changed while this update worked (another writer); "
                                             "nothing was published, run it again to fold the samples in")
@@ -119,6 +143,15 @@ def build_cohort(store, fetch: Callable[[str], Path], work_dir: Path, tokens: di
                        samples_reconverted=len(drop), samples_pending=len(changed) - len(batch),
                        orphans_removed=orphans, retired_folders_deleted=len(state.retired),
                        seconds=time.perf_counter() - started)
+
+
+def _stray_keys(store, previous: CohortState, state: CohortState) -> list[str]:
+    """Files under cohort/ that neither version lists: what a distributed update's failed task attempts
+    wrote before their retries succeeded. Folder readers would count their rows. The previous version's
+    retired folders are left to the usual deletion after the switch."""
+    kept = tuple(previous.retired)
+    return [key for key in unlisted_keys(state, (obj.key for obj in store.list_objects(COHORT_PREFIX)))
+            if not (kept and key.startswith(kept))]
 
 
 def _sample_input(store, fetch: Callable[[str], Path], sample_id: str, token: str) -> SampleInput:

@@ -24,20 +24,27 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from genolake_assets.lib.cohort import sweep
 from genolake_assets.lib.cohort.state import (
-    BIN_SIZE, COHORT_PREFIX, STATE_KEY, CohortState, PartitionState, contig_folder_name, parse_folder, partition_folder,
+    BIN_SIZE,
+    COHORT_PREFIX,
+    STATE_KEY,
+    CohortState,
+    PartitionState,
+    contig_folder_name,
+    parse_folder,
+    partition_folder,
     partition_key,
 )
-from genolake_assets.lib.cohort import sweep
 from genolake_assets.lib.cohort.sweep import PartitionStream, SortedFile, merged_passes, partitions_in_order, spill
 from genolake_assets.lib.lake.identifiers import require_safe_sample_id
 from genolake_assets.lib.lake.parquet_output import DELTA_COLUMNS, ZSTD_LEVEL
 from genolake_assets.lib.lake.registry import SAMPLE_COLUMNS
 
 __all__ = [
-    "BIN_SIZE", "COHORT_PREFIX", "COHORT_SCHEMA", "ROW_GROUP_ROWS", "STATE_KEY", "CohortState", "CohortUpdate",
-    "PartitionState", "SampleInput", "cohort_rows", "partition_folder", "partition_key", "split_by_partition",
-    "update_cohort", "write_cohort_file",
+    "BIN_SIZE", "COHORT_PREFIX", "COHORT_SCHEMA", "ROW_GROUP_ROWS", "STATE_KEY", "CohortRun", "CohortState",
+    "CohortUpdate", "PartitionState", "SampleInput", "cohort_rows", "fold_partition", "partition_folder",
+    "partition_key", "split_by_partition", "to_cohort_rows", "update_cohort", "write_cohort_file",
 ]
 
 # Small enough that a marker lookup decodes little more than the rows near its position.
@@ -83,7 +90,10 @@ REFERENCE_BLOCK = "reference_block"
 # The per-sample columns the cohort is built from; read only these.
 SOURCE_COLUMNS = ("sample_id", "contig", "pos", "end", "ref", "alt", "variant_id", "gt", "gt_phased",
                   "fmt_gq", "fmt_dp")
-SORT_KEYS = [("pos", "ascending"), ("sample_id", "ascending")]
+SORT_KEYS = [("pos", "ascending"), ("sample_id", "ascending"), ("kind", "descending"), ("alt", "ascending"),
+             ("end", "ascending")]
+"""A cohort file's row order: by position, then sample; a sample's variants before its reference blocks and
+split alleles by ALT, so that every engine writes the same order (lib/cohort/distributed.py)."""
 DEFAULT_MAX_FILES_PER_PARTITION = 8
 """Compact a locus partition once it holds more files than this (each update adds a delta file)."""
 DEFAULT_MAX_SAMPLES_PER_RUN = 500
@@ -219,7 +229,7 @@ class CohortUpdate:
     bytes_written: int = 0
 
 
-def _to_cohort_rows(sample_id: str, kind: str, bin_size: int) -> Callable[[pa.Table], pa.Table]:
+def to_cohort_rows(sample_id: str, kind: str, bin_size: int) -> Callable[[pa.Table], pa.Table]:
     """Per-sample rows of one table → COHORT_SCHEMA rows with bins (blocks cut at bin boundaries)."""
 
     def convert(table: pa.Table) -> pa.Table:
@@ -243,7 +253,7 @@ def _new_partitions(samples: list[SampleInput], bin_size: int, scratch: Path) ->
 
     def one_pass(chosen: set[str]) -> Iterator[tuple[str, int, pa.Table]]:
         def streams_of(contig: str) -> list[PartitionStream]:
-            return [PartitionStream(file, contig, _to_cohort_rows(sample.sample_id, kind, bin_size), bin_size)
+            return [PartitionStream(file, contig, to_cohort_rows(sample.sample_id, kind, bin_size), bin_size)
                     for sample, kind, file in files if contig in file.groups_of and sample.sample_id in chosen]
 
         return partitions_in_order(streams_of, contigs, bin_size)
@@ -301,7 +311,7 @@ def _holds_any(path: Path, sample_ids: pa.Array) -> bool:
     return pc.any(pc.is_in(column, value_set=sample_ids)).as_py() or False
 
 
-class _Run:
+class CohortRun:
     """One update's bookkeeping: the next state, new files, retired folders, counters."""
 
     def __init__(self, previous: CohortState, next_state: CohortState, out_dir: Path, dropped: pa.Array):
@@ -374,23 +384,34 @@ def update_cohort(state: CohortState, new_samples: list[SampleInput], drop: set[
     dropped = pa.array(sorted(set(drop) & set(state.samples)), pa.string())
     samples = {k: v for k, v in state.samples.items() if k not in drop}
     samples.update({s.sample_id: s.token for s in new_samples})
-    run = _Run(state, CohortState(version=state.version + 1, bin_size=state.bin_size, samples=samples),
+    run = CohortRun(state, CohortState(version=state.version + 1, bin_size=state.bin_size, samples=samples),
                Path(out_dir), dropped)
 
     existing = sorted((p.contig, p.bin) for p in state.partitions.values())
     for contig, bin, appended in _merged(existing, new_partitions):
-        run.update.rows_added += appended.num_rows if appended is not None else 0
-        current = state.partitions.get(partition_key(contig, bin))
-        if current is None:
-            run.append(None, contig, bin, appended)
-            continue
-        local_files = [fetch(key) for key in state.live_keys(current)] if len(dropped) else []
-        holds_dropped = any(_holds_any(path, dropped) for path in local_files)
-        if holds_dropped or len(current.files) + (appended is not None) > max_files:
-            run.compact(current, local_files or [fetch(key) for key in state.live_keys(current)], appended)
-        elif appended is not None:
-            run.append(current, contig, bin, appended)
-        else:
-            run.keep(current)
+        fold_partition(run, contig, bin, appended, fetch, max_files)
     run.update.state.retired = list(run.update.retired)
     return run.update
+
+
+def fold_partition(run: CohortRun, contig: str, bin: int, appended: pa.Table | None,
+                   fetch: Callable[[str], Path], max_files: int) -> None:
+    """One partition's step of an update: append ``appended`` (its new rows, or None), compact it, or keep it.
+
+    The in-process update calls it for every partition in order; the distributed build
+    (lib/cohort/distributed.py) calls it in the task that holds the partition's rows."""
+    run.update.rows_added += appended.num_rows if appended is not None else 0
+    current = run.previous.partitions.get(partition_key(contig, bin))
+    if current is None:
+        if appended is not None:
+            run.append(None, contig, bin, appended)
+        return
+    dropped = run.dropped
+    local_files = [fetch(key) for key in run.previous.live_keys(current)] if len(dropped) else []
+    holds_dropped = any(_holds_any(path, dropped) for path in local_files)
+    if holds_dropped or len(current.files) + (appended is not None) > max_files:
+        run.compact(current, local_files or [fetch(key) for key in run.previous.live_keys(current)], appended)
+    elif appended is not None:
+        run.append(current, contig, bin, appended)
+    else:
+        run.keep(current)

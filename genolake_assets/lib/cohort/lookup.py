@@ -32,8 +32,16 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from genolake_assets.lib.cohort.markers import (HOM_REF, NO_CALL, OTHER_ALLELE, REFERENCE_BLOCK_KIND,
-                                                RESULT_SCHEMA, VARIANT, Marker, parse_marker)
+from genolake_assets.lib.cohort.markers import (
+    HOM_REF,
+    NO_CALL,
+    OTHER_ALLELE,
+    REFERENCE_BLOCK_KIND,
+    RESULT_SCHEMA,
+    VARIANT,
+    Marker,
+    parse_marker,
+)
 from genolake_assets.lib.cohort.result import result_table
 from genolake_assets.lib.cohort.state import STATE_KEY, CohortState, partition_key
 

@@ -12,8 +12,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from genolake_assets.lib.cohort.markers import (HOM_REF, NO_CALL, OTHER_ALLELE, REFERENCE_BLOCK_KIND, RESULT_SCHEMA,
-                                                VARIANT, Marker)
+from genolake_assets.lib.cohort.markers import (
+    HOM_REF,
+    NO_CALL,
+    OTHER_ALLELE,
+    REFERENCE_BLOCK_KIND,
+    RESULT_SCHEMA,
+    VARIANT,
+    Marker,
+)
 
 _STATUSES = pa.array([VARIANT, OTHER_ALLELE, HOM_REF, NO_CALL], pa.string())
 _S_VARIANT, _S_OTHER, _S_HOM_REF, _S_NO_CALL = range(4)

@@ -102,7 +102,7 @@ class ConverterResource(dg.ConfigurableResource):
             command = [sys.executable, str(SPARK_JOB), "--manifest", str(manifest_path),
                        "--master", self.spark_master, "--driver-memory", self.driver_memory,
                        "--tmp-dir", str(Path(tmp) / "hail")]
-            exit_code, tail = _run_logged(command, log, self.timeout_seconds)
+            exit_code, tail = run_logged(command, log, self.timeout_seconds)
         if exit_code != 0 or not result_path.is_file():
             raise RuntimeError(f"the Hail job exited with {exit_code} without a result; last lines:\n"
                                + "\n".join(tail))
@@ -113,7 +113,8 @@ class ConverterResource(dg.ConfigurableResource):
         return result
 
 
-def _run_logged(command: list[str], log: Callable[[str], None], timeout_seconds: int) -> tuple[int, list[str]]:
+def run_logged(command: list[str], log: Callable[[str], None], timeout_seconds: int,
+               what: str = "the Hail job") -> tuple[int, list[str]]:
     """Run ``command`` in its own process group, forwarding its meaningful output to ``log``; a timeout or
     an interrupted Dagster run (KeyboardInterrupt / DagsterExecutionInterruptedError) kills the group."""
     tail: deque[str] = deque(maxlen=40)
@@ -134,7 +135,7 @@ def _run_logged(command: list[str], log: Callable[[str], None], timeout_seconds:
         process.wait(timeout=timeout_seconds)
     except subprocess.TimeoutExpired:
         kill_process_group(process, grace_seconds=10.0)
-        raise RuntimeError(f"the Hail job ran longer than {timeout_seconds} s and was stopped") from None
+        raise RuntimeError(f"{what} ran longer than {timeout_seconds} s and was stopped") from None
     except BaseException:
         kill_process_group(process, grace_seconds=10.0)
         raise

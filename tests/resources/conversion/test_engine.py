@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from genolake_assets.resources.conversion.engine import ConverterResource, _run_logged
+from genolake_assets.resources.conversion.engine import ConverterResource, run_logged
 
 
 def _gone(pid: int, seconds: float = 10.0) -> bool:
@@ -31,7 +31,7 @@ def test_a_job_that_outlives_its_timeout_is_stopped_with_everything_it_started(t
               "time.sleep(60)\n")
     lines: list[str] = []
     with pytest.raises(RuntimeError, match="longer than 3 s"):
-        _run_logged([sys.executable, "-c", script], lines.append, timeout_seconds=3)
+        run_logged([sys.executable, "-c", script], lines.append, timeout_seconds=3)
     assert lines == ["started"]
     assert _gone(int(pid_file.read_text()))
 
@@ -39,7 +39,7 @@ def test_a_job_that_outlives_its_timeout_is_stopped_with_everything_it_started(t
 def test_output_is_forwarded_without_spark_noise_and_the_exit_code_returned():
     script = "print('WARN  Utils: noise'); print('[Stage 1:>   (0 + 1) / 1]'); print('converted 1 of 1 VCFs')"
     lines: list[str] = []
-    code, tail = _run_logged([sys.executable, "-c", script + "; raise SystemExit(3)"], lines.append, 30)
+    code, tail = run_logged([sys.executable, "-c", script + "; raise SystemExit(3)"], lines.append, 30)
     assert (code, lines, tail) == (3, ["converted 1 of 1 VCFs"], ["converted 1 of 1 VCFs"])
 
 
