@@ -68,9 +68,9 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _convert_with_hail(args: argparse.Namespace):
     """The Hail job on local Spark, then the same atomic publish as the default engine."""
-    from genolake_assets.lib.vcf.batch import ConversionJob, ConversionManifest
     from genolake_assets.lib.errors import VcfFormatError
     from genolake_assets.lib.lake.identifiers import sample_id_for
+    from genolake_assets.lib.vcf.batch import ConversionJob, ConversionManifest
     from genolake_assets.lib.vcf.convert import new_staging_dir, publish_staged, remove_staging_dir
     from genolake_assets.lib.vcf.header import read_header
     from genolake_assets.resources.conversion.engine import ConverterResource
@@ -209,10 +209,12 @@ def _cohort(args: argparse.Namespace) -> int:
     import time
     import uuid
 
-    from genolake_assets.lib.cohort.build import ConcurrentWriterError, build_cohort
+    from genolake_assets.lib.cohort.build import ConcurrentWriterError, build_cohort, update_in_process
     from genolake_assets.lib.cohort.sample_tokens import lake_sample_tokens
     from genolake_assets.lib.lake.leftovers import STAGING_DIR, remove_dead_staging, staging_name
+    from genolake_assets.resources.cohort.local_spark import local_spark_updater
     from genolake_assets.resources.lake.local_store import LocalObjectStore
+    from genolake_assets.resources.processes import EngineUnavailable
 
     lake = Path(args.lake_dir)
     not_a_lake = (f"genolake cohort: {_printable(args.lake_dir)} is not a lake: it has no per-sample tables "
@@ -236,10 +238,15 @@ def _cohort(args: argparse.Namespace) -> int:
         # Each update folds at most max_samples_per_run samples; run until every sample is in.
         limits = {name: value for name, value in (("max_files", args.max_files_per_partition),
                                                   ("max_samples", args.max_samples_per_run)) if value}
+        def say(message: str) -> None:
+            print(message, file=sys.stderr)
+
+        updater = local_spark_updater(say, args.spark_master) if args.engine == "spark" else update_in_process
         while not builds or builds[-1].samples_pending:
             builds.append(build_cohort(store, store.local_path, staging / staging_name(uuid.uuid4().hex), tokens,
-                                       log=lambda message: print(message, file=sys.stderr), **limits))
-    except (ValueError, OSError, ConcurrentWriterError) as exc:  # a bad per-sample file, a full disk, ...
+                                       log=say, updater=updater, **limits))
+    except (ValueError, OSError, ConcurrentWriterError, EngineUnavailable, RuntimeError) as exc:  # a bad
+        # per-sample file, a full disk, no pyspark, a failed Spark job, ...
         print(f"genolake cohort: {_printable(exc)}", file=sys.stderr)
         return 1
     finally:
@@ -311,8 +318,8 @@ def _simulate_sequencer(args: argparse.Namespace) -> int:
     from datetime import date
 
     from genolake_assets.demo import DEFAULT_BAMS, DEFAULT_DATA
-    from genolake_assets.lib.transfers.simulator import simulate_runs
     from genolake_assets.lib.transfers.rules import TransferConfig
+    from genolake_assets.lib.transfers.simulator import simulate_runs
     from genolake_assets.settings import Settings
 
     config, settings = TransferConfig.from_env(), Settings.from_env()
@@ -393,6 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
     cohort.add_argument("--max-samples-per-run", type=_positive, default=None, metavar="N",
                         help="samples folded in per update (bounds an update's time; memory does not grow with it); updates repeat until every "
                              "sample is in (default: the asset's, 500)")
+    cohort.add_argument("--engine", choices=("in-process", "spark"), default="in-process",
+                        help="where the update runs: in this process (default), or the distributed job "
+                             "spark/cohort_update.py on local Spark (needs the hail extra's pyspark)")
+    cohort.add_argument("--spark-master", default="local[2]", help="--engine spark: the Spark master")
     cohort.set_defaults(run=_cohort)
 
     lookup = commands.add_parser(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -197,3 +198,22 @@ def test_cohort_help_names_its_options(capsys):
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     assert "--max-files-per-partition" in text and "--max-samples-per-run" in text and "lake_dir" in text
+
+
+def test_genolake_cohort_on_local_spark_builds_the_same_table(tmp_path, data_vcf, capsys):
+    pytest.importorskip("pyspark", reason="--engine spark needs the hail extra (pyspark)")
+    from genolake_assets.resources.lake.local_store import LocalObjectStore
+    from tests.lib.cohort.cohort_equality import assert_same_cohort
+
+    lakes = {engine: tmp_path / engine for engine in ("in-process", "spark")}
+    convert(lakes["spark"], data_vcf, *GVCFS)
+    shutil.copytree(lakes["spark"], lakes["in-process"])  # copy2 keeps the mtimes the CLI's tokens use
+    code, out, err = run(capsys, "cohort", str(lakes["spark"]), "--engine", "spark")
+    assert code == 0, err
+    assert "cohort table of" in out and f"{len(GVCFS)} samples" in out
+    assert run(capsys, "cohort", str(lakes["in-process"]))[0] == 0
+    rows = assert_same_cohort(LocalObjectStore(lakes["in-process"]), state_of(lakes["in-process"]),
+                              LocalObjectStore(lakes["spark"]), state_of(lakes["spark"]))
+    assert rows > 0
+    answers = {engine: run(capsys, "lookup", str(lake), *MARKERS)[1] for engine, lake in lakes.items()}
+    assert answers["spark"] == answers["in-process"] and answers["spark"].count("\n") > len(MARKERS)

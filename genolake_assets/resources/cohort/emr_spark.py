@@ -12,14 +12,14 @@ per-sample files on the orchestrator: they stay on S3.
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from genolake_assets.lib.cohort.build import CohortUpdater
 from genolake_assets.lib.cohort.layout import CohortUpdate
 from genolake_assets.lib.lake.layout import EMR_LOGS_PREFIX, EMR_PIPES_PREFIX
-from genolake_assets.resources.cohort.engine import CohortEngine, cohort_job, read_result
+from genolake_assets.resources.cohort.engine import CohortEngine
+from genolake_assets.resources.cohort.local_spark import cohort_job, job_id, read_result
 from genolake_assets.resources.emr.cluster import (
     CLUSTER_PYTHON,
     SPARK_DIR,
@@ -84,7 +84,7 @@ class EmrSparkCohortEngine(CohortEngine):
         def update(store, fetch, state, samples, drop, work_dir, max_files) -> CohortUpdate:
             if not isinstance(store, S3ObjectStore):
                 raise TypeError(f"the EMR cohort engine needs the lake on S3, not {type(store).__name__}")
-            job = cohort_job(store, state, samples, drop, max_files, f"{run_id}-{uuid.uuid4().hex[:8]}")
+            job = cohort_job(store, state, samples, drop, max_files, job_id(run_id))
             return self.run_job(context, store, job, log)
 
         return update

@@ -9,33 +9,24 @@ takes a :class:`ConversionManifest` and returns a :class:`BatchResult` of staged
 from __future__ import annotations
 
 import importlib.util
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
 
-from genolake_assets.lib.vcf.batch import BatchResult, ConversionManifest, JobOutcome
 from genolake_assets.lib.errors import VcfFormatError
-from genolake_assets.settings import ENGINES
-from genolake_assets.lib.vcf.schema import schemas
+from genolake_assets.lib.vcf.batch import BatchResult, ConversionManifest, JobOutcome
 from genolake_assets.lib.vcf.convert import ENGINE, ENGINE_VERSION, ConversionReport, convert_to_staging, verify_outputs
 from genolake_assets.lib.vcf.header import read_header
-from genolake_assets.resources.processes import default_stop_signals, kill_process_group
+from genolake_assets.lib.vcf.schema import schemas
+from genolake_assets.resources.processes import EngineUnavailable, run_logged
+from genolake_assets.settings import ENGINES
 
 SPARK_JOB = Path(__file__).resolve().parents[3] / "spark" / "vcf_to_parquet.py"
 """The repo's spark/ job (genolake is used from a checkout: `make install` installs it editable)."""
-# Spark and Hail chatter that says nothing about the conversion.
-_QUIET_PREFIXES = ("[Stage", "WARN", "Setting default log level", "To adjust logging level", "  warnings.warn")
-
-
-class EngineUnavailable(RuntimeError):
-    """The configured engine cannot run on this machine (a missing install, not a bad input)."""
 
 
 class ConverterResource(dg.ConfigurableResource):
@@ -113,33 +104,4 @@ class ConverterResource(dg.ConfigurableResource):
         return result
 
 
-def run_logged(command: list[str], log: Callable[[str], None], timeout_seconds: int,
-               what: str = "the Hail job") -> tuple[int, list[str]]:
-    """Run ``command`` in its own process group, forwarding its meaningful output to ``log``; a timeout or
-    an interrupted Dagster run (KeyboardInterrupt / DagsterExecutionInterruptedError) kills the group."""
-    tail: deque[str] = deque(maxlen=40)
-    process = subprocess.Popen(  # noqa: S603 - our own job script, an argv list, no shell
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-        start_new_session=True, preexec_fn=default_stop_signals)
-
-    def pump() -> None:
-        for line in process.stdout:
-            line = line.rstrip()
-            if line and not line.startswith(_QUIET_PREFIXES) and " WARN " not in line:
-                tail.append(line)
-                log(line)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    try:
-        process.wait(timeout=timeout_seconds)
-    except subprocess.TimeoutExpired:
-        kill_process_group(process, grace_seconds=10.0)
-        raise RuntimeError(f"{what} ran longer than {timeout_seconds} s and was stopped") from None
-    except BaseException:
-        kill_process_group(process, grace_seconds=10.0)
-        raise
-    reader.join(timeout=5)
-    return process.returncode, list(tail)
-
-
+__all__ = ["ConverterResource", "EngineUnavailable", "run_logged"]

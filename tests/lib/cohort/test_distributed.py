@@ -15,8 +15,14 @@ import pytest
 
 from genolake_assets.lib.cohort.build import build_cohort, load_state
 from genolake_assets.lib.cohort.distributed import (
-    TASK_ORDER, CohortJob, DistributedUpdate, SampleFiles, assemble_update, existing_partition_markers,
-    fold_sorted_rows, read_cohort_rows,
+    TASK_ORDER,
+    CohortJob,
+    DistributedUpdate,
+    SampleFiles,
+    assemble_update,
+    existing_partition_markers,
+    fold_sorted_rows,
+    read_cohort_rows,
 )
 from genolake_assets.lib.cohort.layout import COHORT_SCHEMA
 from genolake_assets.lib.lake.layout import REFERENCE_BLOCKS_TABLE, VARIANTS_TABLE, partition_key

@@ -186,7 +186,8 @@ def test_the_aws_profile_builds_glue_and_athena(monkeypatch, tmp_path, moto_endp
 
     resources = build_resources(Settings.from_env())
 
-    assert set(resources) == {"lake", "catalog", "sql", "converter", "compression_runner", "file_catalog", "transfer"}
+    assert set(resources) == {"lake", "catalog", "sql", "converter", "cohort_engine", "compression_runner", "file_catalog",
+                              "transfer"}
     assert resources["compression_runner"].job_queue == "bam-queue"
     assert resources["file_catalog"].table_name == "files"
     assert isinstance(resources["lake"].store(), S3ObjectStore)
