@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOME_DIR ?= $(CURDIR)/.genolake
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install install-base check-lock lock demo demo-hail test ui benchmark benchmark-report benchmark-lookup benchmark-compress benchmark-engines benchmark-scale deploy destroy env template clean
+.PHONY: install install-base check-lock lock demo demo-hail test ui benchmark benchmark-report benchmark-lookup benchmark-compress benchmark-engines benchmark-scale benchmark-cohort-engines deploy destroy env template clean
 
 # Every install comes from the lock (uv.lock, requirements/*.txt, all with hashes); `make lock` moves it.
 TOOLS := .venv-tools
@@ -82,6 +82,10 @@ benchmark-engines: install
 
 benchmark-scale: install-base
 	$(BIN)/python benchmarks/scale.py
+
+# the cohort update in-process vs the Spark job on local Spark (needs the hail extra's pyspark: make install)
+benchmark-cohort-engines: install
+	$(BIN)/python benchmarks/cohort_engines.py
 
 STAGE ?= dev
 

@@ -1,6 +1,6 @@
 #!/bin/bash
-# Bootstrap action of genolake's Hail clusters (EmrHailConverter, hail_install="bootstrap"). EMR runs it on
-# every node before Spark starts. It installs the Python packages spark/vcf_to_parquet.py imports and links
+# Bootstrap action of genolake's EMR clusters (EmrHailConverter, hail_install="bootstrap"; EmrSparkCohortEngine). EMR runs it on
+# every node before Spark starts. It installs the Python packages spark/vcf_to_parquet.py and spark/cohort_update.py import and links
 # Hail's jar to a fixed path that the step's spark-submit passes with --jars. Running it again changes
 # nothing: pip keeps packages that are already installed and `ln -sfn` replaces the link.
 #
