@@ -6,9 +6,12 @@ each landed VCF registered as ``raw_vcf`` (validated, checksummed, copied into r
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from genolake_assets.assets.shared import (
@@ -26,14 +29,20 @@ from genolake_assets.assets.shared import (
 from genolake_assets.lib.errors import VcfFormatError
 from genolake_assets.lib.lake.checksums import sha256_of_file
 from genolake_assets.lib.lake.landing import mark_copied_into_raw
-from genolake_assets.lib.lake.layout import SAMPLE_REGISTRY_PREFIX, SAMPLES_TABLE_KEY, raw_vcf_key
+from genolake_assets.lib.lake.layout import (
+    SAMPLE_REGISTRY_PREFIX,
+    SAMPLES_TABLE_INDEX_KEY,
+    SAMPLES_TABLE_KEY,
+    raw_vcf_key,
+)
+from genolake_assets.lib.lake.leftovers import temp_file_prefix
 from genolake_assets.lib.lake.quarantine import quarantine, stored_file_name
 from genolake_assets.lib.lake.records import load_landing, load_record, mark_quarantined, save_record
-from genolake_assets.lib.lake.registry import SAMPLE_COLUMNS, SAMPLES_SCHEMA, SampleRecord, samples_arrow_table, utc_now
+from genolake_assets.lib.lake.registry import SAMPLE_COLUMNS, SAMPLES_SCHEMA, SampleRecord, utc_now
+from genolake_assets.lib.lake.samples_table import refresh_samples_table
 from genolake_assets.lib.reports.output import markdown_text
 from genolake_assets.lib.vcf.header import read_header
 from genolake_assets.lib.vcf.source import verify_readable
-from genolake_assets.lib.lake.leftovers import temp_file_prefix
 from genolake_assets.resources.catalog.catalog import Catalog
 from genolake_assets.resources.lake.lake import LakeResource
 from genolake_assets.resources.transfer.transfer import TransferResource
@@ -137,29 +146,55 @@ def _metadata(record: SampleRecord, pseudonymise: bool = False) -> dict:
 def samples_table(lake: LakeResource, catalog: Catalog) -> dg.MaterializeResult:
     started = time.perf_counter()
     store = lake.store()
-    records = [SampleRecord.from_json(store.read_bytes(obj.key)) for obj in store.list_objects(SAMPLE_REGISTRY_PREFIX)
-               if obj.key.endswith(".json")]
-    table = samples_arrow_table(records)
-    # The table maps ids to real names (docs/phi.md): staged in a private file (mode 0600, a name of its
-    # own, so concurrent runs never share it) that is removed once uploaded, whatever happens.
-    descriptor, staged_name = tempfile.mkstemp(prefix=temp_file_prefix() + "samples-", suffix=".parquet",
-                                                dir=lake.scratch)
-    staged = Path(staged_name)
-    try:
-        with os.fdopen(descriptor, "wb") as staged_file:
-            pq.write_table(table, staged_file, compression="zstd")
+    listing = [(obj.key, obj.etag) for obj in store.list_objects(SAMPLE_REGISTRY_PREFIX)]
+    # The table maps ids to real names (docs/phi.md): the last table is read and the new one staged in private
+    # files (mode 0600, names of their own, so concurrent runs never share them), removed whatever happens.
+    with _private_file("samples-previous-", lake) as previous, _private_file("samples-index-", lake) as index_path:
+        previous_table = _download(store, SAMPLES_TABLE_KEY, previous)
+        previous_index = _download(store, SAMPLES_TABLE_INDEX_KEY, index_path)
+        refresh = refresh_samples_table(listing, store.read_bytes, previous_table, previous_index)
+    table = refresh.table
+    with _private_file("samples-", lake) as staged:
+        pq.write_table(table, staged, compression="zstd")
         store.upload(staged, SAMPLES_TABLE_KEY)
-    finally:
-        staged.unlink(missing_ok=True)
+    with _private_file("samples-index-", lake) as staged:  # after the table: see lib/lake/samples_table.py
+        pq.write_table(refresh.index, staged, compression="zstd")
+        store.upload(staged, SAMPLES_TABLE_INDEX_KEY)
     registration = catalog.register_file_table("samples", SAMPLES_TABLE_KEY)
-    statuses = {s: sum(1 for r in records if r.status == s) for s in sorted({r.status for r in records})}
-    quarantined = [r for r in records if r.status == "quarantined"]
+    status_counts = pc.value_counts(table["status"]).to_pylist()
+    statuses = {entry["values"]: entry["counts"] for entry in sorted(status_counts, key=lambda e: e["values"] or "")}
+    quarantined_rows = table.filter(pc.equal(table["status"], "quarantined")).to_pylist()
+    quarantined = [SampleRecord(**row) for row in quarantined_rows]
     return dg.MaterializeResult(metadata={
         **registration_metadata(catalog, registration, SAMPLE_COLUMNS, started),
         **{f"samples_{status}": count for status, count in statuses.items()},
+        "registry_records_read": refresh.records_read, "rows_kept": refresh.rows_kept,
+        "rows_removed": refresh.rows_removed, "full_rebuild": refresh.full_rebuild,
         "quarantined": dg.MetadataValue.md("\n".join(f"- `{r.sample_id}`: {_shown_reason(r, lake.pseudonymise)}"
                                                      for r in quarantined) or "none"),
     })
+
+
+@contextmanager
+def _private_file(prefix: str, lake: LakeResource) -> Iterator[Path]:
+    """A new mode-0600 file in the lake's scratch, removed on the way out."""
+    descriptor, name = tempfile.mkstemp(prefix=temp_file_prefix() + prefix, suffix=".parquet", dir=lake.scratch)
+    os.close(descriptor)
+    try:
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+def _download(store, key: str, target: Path) -> Path | None:
+    """``key`` into ``target`` (the file itself in a local lake), or None when it does not exist."""
+    direct = store.local_path(key)
+    if direct is not None:
+        return direct if direct.exists() else None
+    if not store.exists(key):
+        return None
+    store.download(key, target)
+    return target
 
 
 def _shown_reason(record: SampleRecord, pseudonymise: bool) -> str:

@@ -85,8 +85,14 @@ class LakeResource(dg.ConfigurableResource):
         head = store.head(key)
         if head is None:
             raise FileNotFoundError(store.uri(key))
-        if not target.exists() or target.stat().st_size != head.size:
+        # The cached copy is this version only if its ETag matches: a rewritten object (the samples table)
+        # may keep its size.
+        etag_file = target.with_name(target.name + ".etag")
+        cached = target.exists() and etag_file.exists() and etag_file.read_text() == head.etag
+        if not cached or target.stat().st_size != head.size:
+            etag_file.unlink(missing_ok=True)
             store.download(key, target)
+            etag_file.write_text(head.etag)
         return target
 
     def lifecycle_applier(self):
