@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOME_DIR ?= $(CURDIR)/.genolake
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install install-base check-lock lock demo demo-hail test ui benchmark benchmark-report benchmark-lookup benchmark-compress benchmark-engines benchmark-scale benchmark-cohort-engines deploy destroy env template clean
+.PHONY: install install-base check-lock lock demo demo-hail test ui benchmark benchmark-report benchmark-lookup benchmark-compress benchmark-engines benchmark-scale benchmark-cohort-engines benchmark-bookkeeping deploy destroy env template clean
 
 # Every install comes from the lock (uv.lock, requirements/*.txt, all with hashes); `make lock` moves it.
 TOOLS := .venv-tools
@@ -13,6 +13,11 @@ UV := $(TOOLS)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_NO_PROGRESS := 1
+# Installed modules are compiled once, at install: with PYTHONDONTWRITEBYTECODE set (as on some CI machines and
+# containers) Python would otherwise compile every module it imports on every start, over a second for
+# `genolake convert` of a whole genome (issue 17, item 7). The package's own sources are compiled after each sync.
+export UV_COMPILE_BYTECODE := 1
+COMPILE_PACKAGE = $(BIN)/python -m compileall -q genolake_assets
 
 # uv itself, pinned and hash-checked (requirements/uv.txt), in a venv of its own.
 $(UV): requirements/uv.txt
@@ -25,6 +30,7 @@ install-base: $(VENV)/.installed-base
 
 $(VENV)/.installed-base: uv.lock pyproject.toml $(UV)
 	$(UV) sync --locked --inexact --python $(PYTHON)
+	$(COMPILE_PACKAGE)
 	touch $@
 
 # Everything the suite runs: base + test + hail extras (hail 0.2.139 + pyspark 3.5, ~600 MB, runs the
@@ -34,6 +40,7 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: uv.lock pyproject.toml requirements/checkov.txt $(UV)
 	$(UV) sync --locked --all-extras --python $(PYTHON)
+	$(COMPILE_PACKAGE)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) .venv-checkov
 	$(UV) pip sync --quiet --require-hashes --python .venv-checkov/bin/python requirements/checkov.txt
 	touch $@ $(VENV)/.installed-base
@@ -86,6 +93,9 @@ benchmark-scale: install-base
 # the cohort update in-process vs the Spark job on local Spark (needs the hail extra's pyspark: make install)
 benchmark-cohort-engines: install
 	$(BIN)/python benchmarks/cohort_engines.py
+
+benchmark-bookkeeping: install-base
+	$(BIN)/python benchmarks/bookkeeping.py
 
 STAGE ?= dev
 

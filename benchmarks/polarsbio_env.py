@@ -41,7 +41,7 @@ def ensure_polars_bio_python(log=print) -> Path:
     if not UV.exists():
         raise PolarsBioUnavailable(f"{UV} is missing: `make install` installs the project's pinned uv")
     _run_step([sys.executable, "-m", "venv", "--clear", "--without-pip", str(VENV_DIR)], "python -m venv")
-    _run_step([str(UV), "pip", "sync", "--quiet", "--require-hashes", "--python", str(VENV_PYTHON),
+    _run_step([str(UV), "pip", "sync", "--quiet", "--require-hashes", "--compile-bytecode", "--python", str(VENV_PYTHON),
                str(LOCKED_REQUIREMENTS)], f"uv pip sync {LOCKED_REQUIREMENTS.name}")
     if not _can_import():
         raise PolarsBioUnavailable("polars_bio installed but does not import")

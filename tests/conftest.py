@@ -150,3 +150,15 @@ def limits(monkeypatch):
     yield set_limits
     monkeypatch.undo()
     input_limits.cache_clear()
+
+
+def require_spark(what: str) -> None:
+    """Skip without pyspark (the hail extra), except in CI (GENOLAKE_REQUIRE_HAIL=1), where that is a failure."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("pyspark") is None:
+        if os.environ.get("GENOLAKE_REQUIRE_HAIL") == "1":
+            pytest.fail(f"GENOLAKE_REQUIRE_HAIL=1 but pyspark is not installed: {what} (make install installs it)",
+                        pytrace=False)
+        pytest.skip(f"pyspark is not installed: {what} (pip install -e '.[hail]')", allow_module_level=True)

@@ -17,6 +17,7 @@ import pytest
 
 from genolake_assets.cli import main
 from genolake_assets.lib.cohort.state import STATE_KEY, CohortState
+from tests.conftest import require_spark
 
 REPO = Path(__file__).resolve().parent.parent
 GVCFS = ["HG00187", "HG00190", "HG01377", "NA12249"]
@@ -201,7 +202,7 @@ def test_cohort_help_names_its_options(capsys):
 
 
 def test_genolake_cohort_on_local_spark_builds_the_same_table(tmp_path, data_vcf, capsys):
-    pytest.importorskip("pyspark", reason="--engine spark needs the hail extra (pyspark)")
+    require_spark("genolake cohort --engine spark")
     from genolake_assets.resources.lake.local_store import LocalObjectStore
     from tests.lib.cohort.cohort_equality import assert_same_cohort
 

@@ -19,9 +19,10 @@ from genolake_assets.lib.lake.layout import STAGING_COHORT_PREFIX, VARIANTS_TABL
 from genolake_assets.lib.vcf.convert import convert_vcf
 from genolake_assets.resources.cohort.engine import CohortEngine
 from genolake_assets.resources.lake.local_store import LocalObjectStore
+from tests.conftest import require_spark
 from tests.lib.cohort.cohort_equality import assert_same_cohort
 
-pytest.importorskip("pyspark", reason="the distributed cohort update needs the hail extra (pyspark)")
+require_spark("the distributed cohort update runs on Spark")
 
 GVCFS = ["HG00187", "HG00190", "HG01377", "NA12249", "NA20317"]
 

@@ -94,8 +94,11 @@ def oversized_allele(batch: pa.RecordBatch, limit: int) -> tuple[int, str, int] 
     over the limit has its alleles measured one by one."""
     found: list[tuple[int, str, int]] = []
     for name in ("REF", "ALT"):
-        lengths = pc.binary_length(batch.column(name)).to_numpy(zero_copy_only=False)
-        for row in np.flatnonzero(lengths > limit):
+        lengths = pc.binary_length(batch.column(name))
+        # One Arrow max per batch; the rows are looked for only when an allele is over the limit.
+        if (pc.max(lengths).as_py() or 0) <= limit:
+            continue
+        for row in np.flatnonzero(lengths.to_numpy(zero_copy_only=False) > limit):
             longest = int(lengths[row])
             if name == "ALT":
                 longest = max(len(allele.encode()) for allele in batch.column(name)[int(row)].as_py().split(","))

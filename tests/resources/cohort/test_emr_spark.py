@@ -28,12 +28,13 @@ from genolake_assets.resources.cohort import emr_spark
 from genolake_assets.resources.cohort.emr_spark import EmrSparkCohortEngine
 from genolake_assets.resources.lake.local_store import LocalObjectStore
 from genolake_assets.resources.lake.s3_store import aws_client
+from tests.conftest import require_spark
 from tests.lib.cohort.cohort_equality import assert_same_cohort
 from tests.pipeline.helpers import ingest, refresh_tables, tick
 from tests.pipeline.report_oracle import GVCFS
 from tests.resources.conversion.test_emr_hail import COMPLETED, RUNNING, ScriptedEmr, quick_pipes  # noqa: F401
 
-pytest.importorskip("pyspark", reason="the cohort job needs the hail extra (pyspark)")
+require_spark("the cohort job runs on local Spark here")
 
 REPO = Path(__file__).resolve().parents[3]
 
