@@ -11,24 +11,21 @@ per-sample files on the orchestrator: they stay on S3.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 
 from genolake_assets.lib.cohort.build import CohortUpdater
 from genolake_assets.lib.cohort.layout import CohortUpdate
-from genolake_assets.lib.lake.layout import EMR_LOGS_PREFIX, EMR_PIPES_PREFIX
 from genolake_assets.resources.cohort.engine import CohortEngine
 from genolake_assets.resources.cohort.local_spark import cohort_job, job_id, read_result
 from genolake_assets.resources.emr.cluster import (
     CLUSTER_PYTHON,
     SPARK_DIR,
     TERMINAL_ERROR_STATE,
-    LakeMessageReader,
-    TransientClusterClient,
     cluster_failure,
-    iam_name,
     package_zip,
+    run_transient_cluster,
+    transient_cluster_params,
     upload_code,
 )
 from genolake_assets.resources.lake.s3_store import S3ObjectStore, aws_client
@@ -97,16 +94,9 @@ class EmrSparkCohortEngine(CohortEngine):
         try:
             params = self.job_flow_params(context, self._upload_code(store), store.uri(job_key), store,
                                           samples=len(job.samples))
-            client = TransientClusterClient(
-                client=aws_client("emr", endpoint_url=self.endpoint_url, region_name=self.region),
-                message_reader=LakeMessageReader(
-                    bucket=store.bucket, client=store.client, interval=self.poll_interval_seconds,
-                    folder="/".join(filter(None, (store.prefix, EMR_PIPES_PREFIX))),
-                    on_custom=lambda payload: log(f"cohort job: {payload}"), include_stdio_in_messages=True),
-                delay=self.poll_interval_seconds, log=log,
-                max_attempts=max(1, math.ceil((self.startup_timeout_seconds + self.step_timeout_seconds)
-                                              / self.poll_interval_seconds)))
-            client.run(context=context, run_job_flow_params=params)
+            emr = aws_client("emr", endpoint_url=self.endpoint_url, region_name=self.region)
+            client = run_transient_cluster(self, context, store, emr, params, log,
+                                           lambda payload: log(f"cohort job: {payload}"))
             cluster = client.final_cluster
             if not store.exists(job.result_key):
                 raise cluster_failure(client.client, cluster, "the step ended without writing a result")
@@ -125,46 +115,16 @@ class EmrSparkCohortEngine(CohortEngine):
                                          if self.fold_partitions else [])
         spark_submit = ["spark-submit", "--deploy-mode", "client", *conf, "--py-files", code["package"],
                         code["script"], *job_args]
-        instances: dict = {
-            "InstanceGroups": [
-                {"Name": "master", "InstanceRole": "MASTER", "InstanceType": self.master_instance_type,
-                 "InstanceCount": 1},
-                {"Name": "core", "InstanceRole": "CORE", "InstanceType": self.core_instance_type,
-                 "InstanceCount": self.core_instance_count}],
-            "KeepJobFlowAliveWhenNoSteps": False, "TerminationProtected": False}
-        if self.subnet_id:
-            instances["Ec2SubnetId"] = self.subnet_id
-        run_id = context.run_id if context is not None else "cli"
-        params: dict = {
-            "Name": f"genolake-cohort {run_id}"[:256],
-            "ReleaseLabel": self.release_label,
-            "LogUri": self.log_uri or f"{store.uri(EMR_LOGS_PREFIX.rstrip('/'))}/",
-            "Applications": [{"Name": "Spark"}],
-            "Instances": instances,
-            "Steps": [{"Name": "cohort-update", "ActionOnFailure": "TERMINATE_CLUSTER", "HadoopJarStep": {
-                "Jar": "command-runner.jar",
-                "Args": ["timeout", "--kill-after=300", str(self.step_timeout_seconds), *spark_submit]}}],
-            "StepConcurrencyLevel": 1,
-            "AutoTerminationPolicy": {"IdleTimeout": self.idle_timeout_seconds},
-            "VisibleToAllUsers": True,
-            "ServiceRole": iam_name(self.service_role),
-            "JobFlowRole": iam_name(self.job_flow_role),
-            "Tags": [{"Key": "genolake:run-id", "Value": run_id},
-                     {"Key": "genolake:samples", "Value": str(samples)},
-                     {"Key": "genolake:component", "Value": "cohort-update"},
-                     {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"}],
-        }
-        if self.packages_install == "bootstrap":
-            params["BootstrapActions"] = [{"Name": "install-python-packages",
-                                           "ScriptBootstrapAction": {"Path": code["bootstrap"], "Args": []}}]
-        elif self.packages_install == "custom_ami" and self.custom_ami_id:
-            params["CustomAmiId"] = self.custom_ami_id
-        else:
+        if self.packages_install not in ("bootstrap", "custom_ami") or (
+                self.packages_install == "custom_ami" and not self.custom_ami_id):
             raise ValueError(f"packages_install must be 'bootstrap', or 'custom_ami' with custom_ami_id; got "
                              f"{self.packages_install!r} (AMI {self.custom_ami_id!r})")
-        if self.security_configuration:
-            params["SecurityConfiguration"] = self.security_configuration
-        return params
+        run_id = context.run_id if context is not None else "cli"
+        return transient_cluster_params(
+            self, store, name=f"genolake-cohort {run_id}", step_name="cohort-update", command=spark_submit,
+            tags={"genolake:run-id": run_id, "genolake:samples": str(samples), "genolake:component": "cohort-update"},
+            bootstrap=("install-python-packages", code["bootstrap"]) if self.packages_install == "bootstrap" else None,
+            custom_ami_id=self.custom_ami_id)
 
     def _upload_code(self, store: S3ObjectStore) -> dict[str, str]:
         folder = Path(self.job_dir) if self.job_dir else SPARK_DIR

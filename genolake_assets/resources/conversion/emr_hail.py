@@ -11,11 +11,9 @@ timeout or an error while waiting terminates the cluster.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from genolake_assets.lib.lake.layout import EMR_LOGS_PREFIX, EMR_PIPES_PREFIX
 from genolake_assets.lib.vcf.batch import BatchResult, ConversionManifest
 from genolake_assets.resources.conversion.engine import ConverterResource
 from genolake_assets.resources.emr.cluster import (
@@ -23,13 +21,12 @@ from genolake_assets.resources.emr.cluster import (
     SPARK_DIR,
     TERMINAL_ERROR_STATE,
     EmrClusterFailed,
-    LakeMessageReader,
-    TransientClusterClient,
     cluster_failure,
-    iam_name,
     lake_key,
     package_zip,
     partition_range,
+    run_transient_cluster,
+    transient_cluster_params,
     upload_code,
 )
 from genolake_assets.resources.lake.object_store import ObjectStore
@@ -105,18 +102,8 @@ class EmrHailConverter(ConverterResource):
         store.write_bytes(manifest_key, manifest.to_json().encode())
         store.delete(result_key)  # a result left by an earlier attempt must not pass for this cluster's
         params = self.job_flow_params(context, manifest, code, store.uri(manifest_key), store)
-        client = TransientClusterClient(
-            client=aws_client("emr", endpoint_url=self.endpoint_url, region_name=self.region),
-            message_reader=LakeMessageReader(
-                bucket=store.bucket, client=store.client, interval=self.poll_interval_seconds,
-                folder="/".join(filter(None, (store.prefix, EMR_PIPES_PREFIX))),
-                on_custom=lambda payload: log(_describe(payload)),
-                # the driver's output arrives as messages: no waiting for EMR's 5-minute log uploads
-                include_stdio_in_messages=True),
-            delay=self.poll_interval_seconds, log=log,
-            max_attempts=max(1, math.ceil((self.startup_timeout_seconds + self.step_timeout_seconds)
-                                          / self.poll_interval_seconds)))
-        client.run(context=context, run_job_flow_params=params)
+        emr = aws_client("emr", endpoint_url=self.endpoint_url, region_name=self.region)
+        client = run_transient_cluster(self, context, store, emr, params, log, lambda payload: log(_describe(payload)))
         cluster = client.final_cluster
         try:
             result = BatchResult.from_json(store.read_bytes(result_key).decode())
@@ -138,44 +125,13 @@ class EmrHailConverter(ConverterResource):
         conf = [arg for key, value in spark_conf.items() for arg in ("--conf", f"{key}={value}")]
         spark_submit = ["spark-submit", "--deploy-mode", "client", "--jars", HAIL_JAR, *conf,
                         "--py-files", code["package"], code["script"], "--manifest", manifest_uri]
-        instances: dict = {
-            "InstanceGroups": [
-                {"Name": "master", "InstanceRole": "MASTER", "InstanceType": self.master_instance_type,
-                 "InstanceCount": 1},
-                {"Name": "core", "InstanceRole": "CORE", "InstanceType": self.core_instance_type,
-                 "InstanceCount": self.core_instance_count}],
-            "KeepJobFlowAliveWhenNoSteps": False, "TerminationProtected": False}
-        if self.subnet_id:
-            instances["Ec2SubnetId"] = self.subnet_id
-        params: dict = {
-            "Name": f"genolake-hail {context.run_id}{' ' + partitions if partitions else ''}"[:256],
-            "ReleaseLabel": self.release_label,
-            "LogUri": self.log_uri or f"{store.uri(EMR_LOGS_PREFIX.rstrip('/'))}/",
-            "Applications": [{"Name": "Spark"}],
-            "Instances": instances,
-            "Steps": [{"Name": "hail-convert", "ActionOnFailure": "TERMINATE_CLUSTER", "HadoopJarStep": {
-                # EMR has no step timeout of its own: `timeout` ends a hung job even if nobody is waiting for it
-                "Jar": "command-runner.jar",
-                "Args": ["timeout", "--kill-after=300", str(self.step_timeout_seconds), *spark_submit]}}],
-            "StepConcurrencyLevel": 1,
-            "AutoTerminationPolicy": {"IdleTimeout": self.idle_timeout_seconds},
-            "VisibleToAllUsers": True,
-            "ServiceRole": iam_name(self.service_role),
-            "JobFlowRole": iam_name(self.job_flow_role),
-            "Tags": [{"Key": "genolake:run-id", "Value": context.run_id},
-                     {"Key": "genolake:samples", "Value": str(samples)},
-                     {"Key": "genolake:component", "Value": "hail-convert"},
-                     # AmazonEMRServicePolicy_v2 (the stack's service role) acts only on resources with this tag
-                     {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"}],
-        }
-        if self.hail_install == "bootstrap":
-            params["BootstrapActions"] = [{"Name": "install-hail",
-                                           "ScriptBootstrapAction": {"Path": code["bootstrap"], "Args": []}}]
-        else:
-            params["CustomAmiId"] = self.custom_ami_id
-        if self.security_configuration:
-            params["SecurityConfiguration"] = self.security_configuration
-        return params
+        return transient_cluster_params(
+            self, store, name=f"genolake-hail {context.run_id}{' ' + partitions if partitions else ''}",
+            step_name="hail-convert", command=spark_submit,
+            tags={"genolake:run-id": context.run_id, "genolake:samples": str(samples),
+                  "genolake:component": "hail-convert"},
+            bootstrap=("install-hail", code["bootstrap"]) if self.hail_install == "bootstrap" else None,
+            custom_ami_id=self.custom_ami_id)
 
     def _check_hail_install(self) -> None:
         if self.hail_install not in ("bootstrap", "custom_ami"):

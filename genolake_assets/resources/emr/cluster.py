@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import zipfile
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 from dagster_aws.pipes import PipesEMRClient, PipesS3MessageReader
 
 import genolake_assets
-from genolake_assets.lib.lake.layout import EMR_CODE_PREFIX
+from genolake_assets.lib.lake.layout import EMR_CODE_PREFIX, EMR_LOGS_PREFIX, EMR_PIPES_PREFIX
 from genolake_assets.resources.lake.s3_store import S3ObjectStore
 
 SPARK_DIR = Path(__file__).resolve().parents[3] / "spark"
@@ -167,3 +168,66 @@ def cluster_failure(emr, cluster: dict, fallback: str) -> EmrClusterFailed:
         details.append(f"step {step['Id']} ({step.get('Name')}) {step['Status']['State']}: "
                        + ("; ".join(part for part in parts if part) or "no failure details"))
     return EmrClusterFailed(cluster["Id"], reason, " | ".join(details) or fallback)
+
+
+def transient_cluster_params(resource, store: S3ObjectStore, *, name: str, step_name: str, command: list[str],
+                             tags: dict[str, str], bootstrap: tuple[str, str] | None,
+                             custom_ami_id: str | None) -> dict:
+    """RunJobFlow's parameters for a cluster that runs one step and terminates.
+
+    ``resource`` carries the cluster's settings (release_label, master/core instance type and count, subnet_id,
+    log_uri, service_role, job_flow_role, security_configuration, idle and step timeouts); ``bootstrap`` is
+    (action name, script URI), else the nodes come from ``custom_ami_id``."""
+    instances: dict = {
+        "InstanceGroups": [
+            {"Name": "master", "InstanceRole": "MASTER", "InstanceType": resource.master_instance_type,
+             "InstanceCount": 1},
+            {"Name": "core", "InstanceRole": "CORE", "InstanceType": resource.core_instance_type,
+             "InstanceCount": resource.core_instance_count}],
+        "KeepJobFlowAliveWhenNoSteps": False, "TerminationProtected": False}
+    if resource.subnet_id:
+        instances["Ec2SubnetId"] = resource.subnet_id
+    params: dict = {
+        "Name": name[:256],
+        "ReleaseLabel": resource.release_label,
+        "LogUri": resource.log_uri or f"{store.uri(EMR_LOGS_PREFIX.rstrip('/'))}/",
+        "Applications": [{"Name": "Spark"}],
+        "Instances": instances,
+        "Steps": [{"Name": step_name, "ActionOnFailure": "TERMINATE_CLUSTER", "HadoopJarStep": {
+            # EMR has no step timeout of its own: `timeout` ends a hung job even if nobody is waiting for it
+            "Jar": "command-runner.jar",
+            "Args": ["timeout", "--kill-after=300", str(resource.step_timeout_seconds), *command]}}],
+        "StepConcurrencyLevel": 1,
+        "AutoTerminationPolicy": {"IdleTimeout": resource.idle_timeout_seconds},
+        "VisibleToAllUsers": True,
+        "ServiceRole": iam_name(resource.service_role),
+        "JobFlowRole": iam_name(resource.job_flow_role),
+        # AmazonEMRServicePolicy_v2 (the stack's service role) acts only on resources with the last tag
+        "Tags": [*({"Key": key, "Value": value} for key, value in tags.items()),
+                 {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"}],
+    }
+    if bootstrap is not None:
+        params["BootstrapActions"] = [{"Name": bootstrap[0], "ScriptBootstrapAction": {"Path": bootstrap[1], "Args": []}}]
+    else:
+        params["CustomAmiId"] = custom_ami_id
+    if resource.security_configuration:
+        params["SecurityConfiguration"] = resource.security_configuration
+    return params
+
+
+def run_transient_cluster(resource, context, store: S3ObjectStore, emr_client, params: dict,
+                          log: Callable[[str], None], on_custom: Callable[[dict], None]) -> TransientClusterClient:
+    """Start the cluster and follow it to its end through Pipes (messages from the lake's emr-logs/); the
+    client it returns holds the final cluster description (``final_cluster``) and the EMR client."""
+    client = TransientClusterClient(
+        client=emr_client,
+        message_reader=LakeMessageReader(
+            bucket=store.bucket, client=store.client, interval=resource.poll_interval_seconds,
+            folder="/".join(filter(None, (store.prefix, EMR_PIPES_PREFIX))), on_custom=on_custom,
+            # the driver's output arrives as messages: no waiting for EMR's 5-minute log uploads
+            include_stdio_in_messages=True),
+        delay=resource.poll_interval_seconds, log=log,
+        max_attempts=max(1, math.ceil((resource.startup_timeout_seconds + resource.step_timeout_seconds)
+                                      / resource.poll_interval_seconds)))
+    client.run(context=context, run_job_flow_params=params)
+    return client
