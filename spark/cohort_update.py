@@ -35,7 +35,7 @@ from genolake_assets.lib.cohort.distributed import (
     read_cohort_rows,
 )
 from genolake_assets.lib.cohort.layout import COHORT_SCHEMA
-from genolake_assets.lib.lake.staged_tables import filesystem_for
+from genolake_assets.lib.lake.job_io import job_pipes, read_text, write_text
 
 SPARK_TYPES = {pa.string(): T.StringType(), pa.int32(): T.IntegerType(), pa.bool_(): T.BooleanType(),
                pa.list_(pa.field("element", pa.int16())): T.ArrayType(T.ShortType())}
@@ -46,20 +46,6 @@ SOURCE_SCHEMA = T.StructType([T.StructField("sample_id", T.StringType(), False),
 
 def cohort_spark_schema() -> T.StructType:
     return T.StructType([T.StructField(f.name, SPARK_TYPES[f.type], True) for f in COHORT_SCHEMA])
-
-
-def _read_text(uri: str) -> str:
-    fs, path = filesystem_for(uri)
-    with fs.open_input_stream(path) as stream:
-        return stream.read().decode()
-
-
-def _write_text(uri: str, text: str) -> None:
-    fs, path = filesystem_for(uri)
-    if type(fs).__name__ == "LocalFileSystem":  # object stores have no folders
-        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with fs.open_output_stream(path) as stream:
-        stream.write(text.encode())
 
 
 def run(spark: SparkSession, job: CohortJob, fold_partitions: int | None = None, pipes=None) -> DistributedUpdate:
@@ -114,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fold-partitions", type=int, default=None,
                         help="tasks that fold partitions (default: twice the default parallelism)")
     args = parser.parse_args(argv)
-    job = CohortJob.from_json(_read_text(args.job))
+    job = CohortJob.from_json(read_text(args.job))
     builder = SparkSession.builder.appName("genolake-cohort-update")
     if args.master:
         # local workers run this interpreter, which has genolake_assets (on a cluster: --py-files)
@@ -125,12 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     # Arrow batches of a partition's rows stay small; the sort spills to local disk beyond memory.
     builder = builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", "16384")
     spark = builder.getOrCreate()
-    pipes_context = _pipes()
+    pipes_context = job_pipes()
     try:
         pipes = pipes_context.__enter__() if pipes_context else None
         result = run(spark, job, args.fold_partitions, pipes)
         root = job.lake_root.rstrip("/")
-        _write_text(f"{root}/{job.result_key}", result.to_json())
+        write_text(f"{root}/{job.result_key}", result.to_json())
     except BaseException:
         if pipes_context:
             pipes_context.__exit__(*sys.exc_info())
@@ -143,18 +129,6 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"partitions": len(result.update.state.partitions), "rows_added": result.update.rows_added,
                       "files_written": len(result.written)}))
     return 0
-
-
-def _pipes():
-    """Dagster Pipes when the orchestrator launched this job (EMR), else None (a local run)."""
-    try:
-        import boto3
-        from dagster_pipes import PipesEnvVarParamsLoader, PipesS3MessageWriter, open_dagster_pipes
-    except ImportError:
-        return None
-    if not PipesEnvVarParamsLoader().is_dagster_pipes_process():
-        return None
-    return open_dagster_pipes(message_writer=PipesS3MessageWriter(client=boto3.client("s3")))
 
 
 if __name__ == "__main__":

@@ -27,10 +27,10 @@ import uuid
 from dataclasses import dataclass
 
 import hail as hl
-import pyarrow.fs as pafs
 
 from genolake_assets.lib.vcf.batch import BatchResult, ConversionJob, ConversionManifest, JobOutcome
 from genolake_assets.lib.errors import InputProblem, VcfFormatError
+from genolake_assets.lib.lake.job_io import job_pipes, read_text, write_text
 from genolake_assets.lib.lake.staged_tables import filesystem_for, finish_sample_table, staged_uri
 from genolake_assets.lib.vcf.schema import REFERENCE_BLOCKS, SPLIT_REWRITTEN_FORMAT, TABLES, VARIANTS, schemas
 from genolake_assets.lib.vcf.conventions import SPANNING_DELETION, SYMBOLIC_REFERENCE
@@ -40,20 +40,6 @@ from genolake_assets.lib.vcf.header import VcfHeader, read_header_stream
 ENGINE = "genolake-hail"
 ENGINE_VERSION = "1"
 UNKNOWN_CONTIG_LENGTH = 2**31 - 2
-
-
-def _read_text(uri: str) -> str:
-    fs, path = filesystem_for(uri)
-    with fs.open_input_stream(path) as stream:
-        return stream.read().decode()
-
-
-def _write_text(uri: str, text: str) -> None:
-    fs, path = filesystem_for(uri)
-    if isinstance(fs, pafs.LocalFileSystem):  # object stores have no folders (S3 would get markers)
-        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with fs.open_output_stream(path) as stream:
-        stream.write(text.encode())
 
 
 def read_vcf_header(uri: str) -> VcfHeader:
@@ -364,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--driver-memory", default="2g")
     parser.add_argument("--tmp-dir", default=None, help="Hail/Spark scratch (default: a temp dir)")
     args = parser.parse_args(argv)
-    manifest = ConversionManifest.from_json(_read_text(args.manifest))
+    manifest = ConversionManifest.from_json(read_text(args.manifest))
     tmp = args.tmp_dir or tempfile.mkdtemp(prefix="genolake-hail-")
     # Spark's Python workers (which write the Parquet files) must run this interpreter, with genolake on it.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -374,11 +360,11 @@ def main(argv: list[str] | None = None) -> int:
                                                     "spark.ui.enabled": "false",
                                                     "spark.sql.shuffle.partitions": "8"})
     hl.init(**init)
-    pipes_context = _pipes()
+    pipes_context = job_pipes()
     try:
         pipes = pipes_context.__enter__() if pipes_context else None
         result = run(manifest, pipes, None if "://" in manifest.result_uri else os.path.join(tmp, "spark"))
-        _write_text(manifest.result_uri, result.to_json())
+        write_text(manifest.result_uri, result.to_json())
     finally:
         if pipes_context:
             pipes_context.__exit__(*sys.exc_info())
@@ -387,19 +373,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"converted {len(result.outcomes) - failed} of {len(result.outcomes)} VCFs in {result.seconds:.1f} s",
           flush=True)
     return 0
-
-
-def _pipes():
-    """Dagster Pipes when launched by the orchestrator on EMR (messages go through S3)."""
-    try:
-        from dagster_pipes import PipesEnvVarParamsLoader, PipesS3MessageWriter, open_dagster_pipes
-    except ImportError:
-        return None
-    if not PipesEnvVarParamsLoader().is_dagster_pipes_process():
-        return None
-    import boto3
-
-    return open_dagster_pipes(message_writer=PipesS3MessageWriter(client=boto3.client("s3")))
 
 
 if __name__ == "__main__":

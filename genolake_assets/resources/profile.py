@@ -88,28 +88,26 @@ def _deployment_only(resource) -> dg.ResourceDefinition:
                                  description=f"{type(resource).__name__}: {DEPLOYMENT_ONLY}")
 
 
-def _emr_converter(settings: Settings) -> EmrHailConverter:
-    """Hail on transient EMR clusters; a GENOLAKE_EMR_* setting left unset keeps the resource's default."""
+def _emr_cluster(settings: Settings) -> dict:
+    """The GENOLAKE_EMR_* settings both EMR jobs' clusters use; one left unset keeps the resource's default."""
     given = {"release_label": settings.emr_release_label, "subnet_id": settings.emr_subnet_id,
              "service_role": settings.emr_service_role, "job_flow_role": settings.emr_instance_profile,
              "security_configuration": settings.emr_security_configuration,
              "core_instance_count": settings.emr_core_instances, "core_instance_type": settings.emr_instance_type,
              "custom_ami_id": settings.emr_custom_ami_id}
-    return EmrHailConverter(region=settings.region, endpoint_url=settings.endpoint_url, regions_bed=settings.regions_bed,
-                            hail_install=settings.hail_install,
-                            **{name: value for name, value in given.items() if value is not None})
+    return {"region": settings.region, "endpoint_url": settings.endpoint_url,
+            **{name: value for name, value in given.items() if value is not None}}
+
+
+def _emr_converter(settings: Settings) -> EmrHailConverter:
+    """Hail on transient EMR clusters."""
+    return EmrHailConverter(regions_bed=settings.regions_bed, hail_install=settings.hail_install,
+                            **_emr_cluster(settings))
 
 
 def _emr_cohort_engine(settings: Settings) -> EmrSparkCohortEngine:
-    """The cohort update with Spark on transient EMR clusters, on the same GENOLAKE_EMR_* settings as Hail's."""
-    given = {"release_label": settings.emr_release_label, "subnet_id": settings.emr_subnet_id,
-             "service_role": settings.emr_service_role, "job_flow_role": settings.emr_instance_profile,
-             "security_configuration": settings.emr_security_configuration,
-             "core_instance_count": settings.emr_core_instances, "core_instance_type": settings.emr_instance_type,
-             "custom_ami_id": settings.emr_custom_ami_id}
-    return EmrSparkCohortEngine(region=settings.region, endpoint_url=settings.endpoint_url,
-                                packages_install=settings.hail_install,
-                                **{name: value for name, value in given.items() if value is not None})
+    """The cohort update with Spark on transient EMR clusters (the Hail AMI, if one is set, has its packages)."""
+    return EmrSparkCohortEngine(packages_install=settings.hail_install, **_emr_cluster(settings))
 
 
 def _pseudonym_config(settings: Settings) -> dict:

@@ -88,7 +88,7 @@ WRITE_LIKE_THE_SPARK_JOB = os.environ.get("STAND_IN_WRITER") == "pyarrow"
 
 
 def write(local_or_bytes, uri):
-    """boto3 by default; with STAND_IN_WRITER=pyarrow as spark/vcf_to_parquet.py (_write_text) and
+    """boto3 by default; with STAND_IN_WRITER=pyarrow as spark/vcf_to_parquet.py (lib/lake/job_io.write_text) and
     genolake_assets/lib/lake/staged_tables.py (finish_sample_table) write to S3: create_dir, then the object."""
     data = local_or_bytes if isinstance(local_or_bytes, bytes) else Path(local_or_bytes).read_bytes()
     if not WRITE_LIKE_THE_SPARK_JOB:

@@ -11,10 +11,7 @@ per-sample files.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -42,24 +39,11 @@ REPO = Path(__file__).resolve().parents[3]
 class ScriptedCohortCluster(ScriptedEmr):
     """ScriptedEmr whose step is the cohort job, run for real on local Spark against moto's S3."""
 
+    job_flag = "--job"
+
     def run_job(self, cluster: dict) -> None:
-        args = self.step_args()
-        job_uri = args[args.index("--job") + 1]
-        script_uri, zip_uri = args[args.index("--job") - 1], args[args.index("--py-files") + 1]
-        local = {}
-        for uri in (script_uri, zip_uri):
-            bucket, _, key = uri.removeprefix("s3://").partition("/")
-            local[uri] = self.tmp_path / Path(key).name
-            self.raw_s3.download_file(bucket, key, str(local[uri]))
-        spark_env = next(c for c in cluster["Configurations"] if c["Classification"] == "spark-env")
-        pipes_env = next(c for c in spark_env["Configurations"] if c["Classification"] == "export")["Properties"]
-        env = {**os.environ, **pipes_env, "PYTHONPATH": str(local[zip_uri]), "AWS_ENDPOINT_URL": self.endpoint,
-               "PYSPARK_PYTHON": sys.executable}
-        run = subprocess.run([sys.executable, str(local[script_uri]), "--job", job_uri, "--master", "local[2]",
-                              "--local-dir", str(self.tmp_path / "spark-local")],
-                             env=env, capture_output=True, text=True, timeout=600, check=False)
-        self.job_runs.append(run)
-        assert run.returncode == 0, run.stderr[-4000:]
+        self.local_spark_args = ["--master", "local[2]", "--local-dir", str(self.tmp_path / "spark-local")]
+        super().run_job(cluster)
 
 
 @pytest.fixture

@@ -178,11 +178,16 @@ class ScriptedEmr:
     def step_args(self) -> list[str]:
         return self.moto.list_steps(ClusterId=self.cluster_id)["Steps"][0]["Config"]["Args"]
 
+    job_flag = "--manifest"
+    """The job's input argument on the step's command line."""
+    local_spark_args: list[str] = []
+    """Arguments the stand-in needs beyond the step's (a real Spark job: its local master)."""
+
     def run_job(self, cluster: dict) -> None:
         """Be the cluster's step: the stored spark-submit arguments and the Pipes environment from spark-env."""
         args = self.step_args()
-        manifest_uri = args[args.index("--manifest") + 1]
-        script_uri, zip_uri = args[args.index("--manifest") - 1], args[args.index("--py-files") + 1]
+        manifest_uri = args[args.index(self.job_flag) + 1]
+        script_uri, zip_uri = args[args.index(self.job_flag) - 1], args[args.index("--py-files") + 1]
         local = {}
         for uri in (script_uri, zip_uri):
             bucket, _, key = uri.removeprefix("s3://").partition("/")
@@ -190,9 +195,11 @@ class ScriptedEmr:
             self.raw_s3.download_file(bucket, key, str(local[uri]))
         spark_env = next(c for c in cluster["Configurations"] if c["Classification"] == "spark-env")
         pipes_env = next(c for c in spark_env["Configurations"] if c["Classification"] == "export")["Properties"]
-        env = {**os.environ, **pipes_env, "PYTHONPATH": str(local[zip_uri]), "AWS_ENDPOINT_URL": self.endpoint}
-        run = subprocess.run([sys.executable, str(local[script_uri]), "--manifest", manifest_uri], env=env,
-                             capture_output=True, text=True, timeout=120, check=False)
+        env = {**os.environ, **pipes_env, "PYTHONPATH": str(local[zip_uri]), "AWS_ENDPOINT_URL": self.endpoint,
+               "PYSPARK_PYTHON": sys.executable}
+        run = subprocess.run([sys.executable, str(local[script_uri]), self.job_flag, manifest_uri,
+                              *self.local_spark_args], env=env, capture_output=True, text=True, timeout=600,
+                             check=False)
         self.job_runs.append(run)
         assert run.returncode == 0, run.stderr
 
