@@ -121,7 +121,9 @@ def build_cohort(store, fetch: Callable[[str], Path], work_dir: Path, tokens: di
         if orphans:
             log(f"removed {len(orphans)} cohort file(s) an interrupted run left, e.g. {orphans[0]}")
         try:
-            update = updater(store, fetch, state, {s: tokens[s] for s in batch}, drop, work_dir, max_files)
+            # Nothing to fold in: the in-process update only carries the manifest over (no engine, no cluster)
+            engine = updater if batch else update_in_process
+            update = engine(store, fetch, state, {s: tokens[s] for s in batch}, drop, work_dir, max_files)
             for key, path in update.uploads.items():
                 store.upload(path, key)
             strays = _stray_keys(store, state, update.state)

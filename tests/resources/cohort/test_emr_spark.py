@@ -102,6 +102,11 @@ def test_the_asset_runs_the_cohort_update_on_a_transient_cluster(aws_resources, 
     assert rows == metadata["rows"].value > 0
     assert sorted(o.key for o in store.list_objects(COHORT_PREFIX)) == state.all_live_keys()
 
+    # nothing changed since: the next update publishes a version without starting a cluster
+    again = dg.materialize([cohort_variants], instance=instance, resources={**resources, "cohort_engine": engine})
+    assert again.success and load_state(store).version == state.version + 1
+    assert len(emr.called("RunJobFlow")) == 1
+
     # registered like an in-process build: one Glue partition per (contig, bin)
     glue = aws_client("glue", endpoint_url=moto_endpoint, region_name="us-east-1")
     partitions = glue.get_partitions(DatabaseName=resources["catalog"].database, TableName="cohort_variants")
